@@ -1,0 +1,65 @@
+"""Backtest analytics: metrics, timing quality, baselines, significance, collapse, plots.
+
+Pure functions of arrays / Series; running the agent and the baselines through the
+environment (execution lag, costs) happens elsewhere.
+"""
+
+from cryptorl_core.backtest.baselines import (
+    baseline_positions,
+    buy_and_hold,
+    flat,
+    momentum,
+    sma_crossover,
+)
+from cryptorl_core.backtest.collapse import CollapseStats, collapse_stats, is_collapsed
+from cryptorl_core.backtest.config import HOURS_PER_YEAR, BacktestConfig
+from cryptorl_core.backtest.metrics import (
+    compute_metrics,
+    max_drawdown,
+    metrics_markdown,
+    metrics_table,
+    sharpe_ratio,
+    sortino_ratio,
+)
+from cryptorl_core.backtest.plots import (
+    drawdown_png,
+    equity_curve_png,
+    png_to_markdown,
+    position_png,
+)
+from cryptorl_core.backtest.significance import (
+    deflated_sharpe_ratio,
+    expected_max_sharpe,
+    probabilistic_sharpe_ratio,
+    sharpe_significance,
+)
+from cryptorl_core.backtest.timing import TimingQuality, timing_quality
+
+__all__ = [
+    "HOURS_PER_YEAR",
+    "BacktestConfig",
+    "CollapseStats",
+    "TimingQuality",
+    "baseline_positions",
+    "buy_and_hold",
+    "collapse_stats",
+    "compute_metrics",
+    "deflated_sharpe_ratio",
+    "drawdown_png",
+    "equity_curve_png",
+    "expected_max_sharpe",
+    "flat",
+    "is_collapsed",
+    "max_drawdown",
+    "metrics_markdown",
+    "metrics_table",
+    "momentum",
+    "png_to_markdown",
+    "position_png",
+    "probabilistic_sharpe_ratio",
+    "sharpe_ratio",
+    "sharpe_significance",
+    "sma_crossover",
+    "sortino_ratio",
+    "timing_quality",
+]

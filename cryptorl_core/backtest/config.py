@@ -1,0 +1,77 @@
+"""Configuration of the backtest analytics (metrics, timing, baselines, collapse, plots)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+#: Hours in a year. Crypto trades 24/7, so hourly returns annualise with 24 * 365
+#: periods (not the 252 * 6.5 hours of an equity session).
+HOURS_PER_YEAR = 8760
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    """Configurable values of the backtest analytics.
+
+    :param periods_per_year: periods in a year for annualisation (hourly bars, 24/7 market).
+    :param initial_capital: capital (quote currency) the currency PnL and fees are scaled to.
+    :param position_eps: positions closer than this to each other (or to 0) count as equal
+        (flat); guards against float noise in positions that are multiples of 0.1.
+    :param timing_horizon_h: N, the horizon in hours of the timing-quality check
+        (is the price N hours after a trade better than its execution price?).
+    :param market_label_threshold: buy-and-hold return over the window (fraction) above
+        ``+x`` labels the window ``bullish``, below ``-x`` ``bearish``, else ``ranging``.
+    :param sma_fast: fast window (hours) of the SMA-crossover baseline.
+    :param sma_slow: slow window (hours) of the SMA-crossover baseline.
+    :param sma_allow_short: SMA baseline goes short (instead of flat) when fast <= slow.
+    :param momentum_lookback_h: trailing window (hours) of the momentum baseline.
+    :param momentum_long_only: momentum baseline is flat (instead of short) on a negative return.
+    :param action_bin_width: width of the action-histogram bins of the collapse audit
+        (the environment's discretisation step).
+    :param collapse_max_modal_share: a policy whose modal action is held more than this share
+        of the time is flagged collapsed.
+    :param collapse_min_trades: a policy with fewer trades than this over the window is
+        flagged collapsed.
+    :param collapse_min_entropy_frac: a policy whose action-histogram entropy is below this
+        fraction of the maximum (uniform over all bins) is flagged collapsed.
+    :param plot_figsize: figure size in inches; small, so an embedded base64 PNG stays light.
+    :param plot_dpi: figure resolution.
+    """
+
+    periods_per_year: int = HOURS_PER_YEAR
+    initial_capital: float = 10_000.0
+    position_eps: float = 1e-9
+    timing_horizon_h: int = 24
+    market_label_threshold: float = 0.10
+    sma_fast: int = 24
+    sma_slow: int = 168
+    sma_allow_short: bool = False
+    momentum_lookback_h: int = 168
+    momentum_long_only: bool = True
+    action_bin_width: float = 0.1
+    collapse_max_modal_share: float = 0.95
+    collapse_min_trades: int = 10
+    collapse_min_entropy_frac: float = 0.05
+    plot_figsize: tuple[float, float] = (10.0, 4.0)
+    plot_dpi: int = 80
+
+    @classmethod
+    def quick(cls) -> BacktestConfig:
+        """Short test windows (CPU smoke runs): shorter horizons and fewer required trades."""
+        return cls(
+            timing_horizon_h=12,
+            market_label_threshold=0.05,
+            sma_fast=12,
+            sma_slow=48,
+            momentum_lookback_h=24,
+            collapse_min_trades=3,
+        )
+
+    @classmethod
+    def full(cls) -> BacktestConfig:
+        """A calendar-quarter test window (about 2,200 hourly bars)."""
+        return cls()
+
+    def as_dict(self) -> dict:
+        """Plain dict (for run metadata)."""
+        return asdict(self)

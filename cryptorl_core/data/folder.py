@@ -1,0 +1,130 @@
+"""Load a folder of the user's own market files into a :class:`MarketData`.
+
+Folder layout::
+
+    <folder>/BTC_1h.csv        required (or BTC_1h.parquet)
+    <folder>/ETH_1h.csv        optional crypto
+    <folder>/SPX_1h.csv        optional macro, hourly (also NASDAQ_1h, DXY_1h)
+    <folder>/daily/QQQ_1d.csv  optional macro, daily (QQQ -> NASDAQ, DXY -> DXY, ...)
+
+File names are matched case-insensitively. Any layout of
+:mod:`~cryptorl_core.data.readers` is accepted in each file. A macro symbol found hourly
+wins over a daily file of the same symbol. Missing optional symbols are left out (their
+columns are absent) and listed in :attr:`MarketData.notes`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from cryptorl_core.data.alignment import align_market
+from cryptorl_core.data.daily import find_daily_files, read_daily
+from cryptorl_core.data.errors import MarketFolderError
+from cryptorl_core.data.gaps import find_gaps
+from cryptorl_core.data.market import GapReport, MarketData
+from cryptorl_core.data.readers import read_bars
+from cryptorl_core.schema import CRYPTO_SYMBOLS, MACRO_SYMBOLS
+
+#: The traded symbol every folder must hold.
+REQUIRED_SYMBOL = "BTC"
+KNOWN_SYMBOLS = (*CRYPTO_SYMBOLS, *MACRO_SYMBOLS)
+HOURLY_FILE_RE = re.compile(r"^(?P<symbol>[A-Za-z0-9]+)_1h\.(?P<ext>csv|parquet)$", re.IGNORECASE)
+
+
+def load_market_folder(
+    path: str | Path, symbols: Iterable[str] | None = None, dedup: str | None = None
+) -> MarketData:
+    """Read, validate, gap-fill and align a folder of market files.
+
+    :param path: the folder.
+    :param symbols: symbols to load (default: every known symbol); must include BTC.
+        A listed symbol whose file is absent is skipped with a note, not an error, so
+        one configuration serves folders with and without macro data.
+    :param dedup: duplicated-timestamp policy for every file: ``None`` (error, the
+        default), ``"keep_last"`` or ``"keep_first"``
+        (see :mod:`~cryptorl_core.data.validation`).
+    :return: the aligned market data; ``gaps`` holds the gap report of every hourly
+        file, ``notes`` the skipped symbols, de-duplication and range decisions.
+    :raises MarketFolderError: folder missing, BTC file missing, ambiguous files.
+    :raises DataValidationError: a file fails validation (file, column and row named).
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise MarketFolderError(f"market data folder not found: {folder}")
+    wanted = _wanted_symbols(symbols)
+    hourly = find_hourly_files(folder)
+    all_daily = find_daily_files(folder)
+    daily = {s: f for s, f in all_daily.items() if s not in hourly}
+    if REQUIRED_SYMBOL not in hourly:
+        raise MarketFolderError(
+            f"no {REQUIRED_SYMBOL}_1h.csv or {REQUIRED_SYMBOL}_1h.parquet in {folder} "
+            f"(found: {sorted(p.name for p in folder.iterdir())})"
+        )
+    notes = [
+        f"{s}: hourly file used, daily/{all_daily[s].name} ignored"
+        for s in wanted
+        if s in hourly and s in all_daily
+    ]
+    gaps: dict[str, GapReport] = {}
+    crypto, macro = {}, {}
+    for symbol in wanted:
+        if symbol in hourly:
+            bar_file = read_bars(hourly[symbol], dedup)
+            bars = bar_file.frame
+            gaps[symbol] = find_gaps(bars.index, symbol)
+            source = bar_file.file.name
+        elif symbol in daily:
+            bars, bar_file = read_daily(daily[symbol], dedup)
+            source = f"{bar_file.file.parent.name}/{bar_file.file.name}"
+            notes.append(
+                f"{symbol}: daily bars from {source}, each visible from the first hour at or "
+                "after 16:00 America/New_York on its session date"
+            )
+        else:
+            notes.append(f"{symbol}: no file found, left out")
+            continue
+        notes.append(
+            f"{symbol}: {len(bars)} bars from {source} ({bar_file.fmt}), "
+            f"{bars.index[0]} to {bars.index[-1]}"
+        )
+        if bar_file.dedup is not None:
+            notes.append(bar_file.dedup.note())
+        (crypto if symbol in CRYPTO_SYMBOLS else macro)[symbol] = bars
+    frame, align_notes = align_market(crypto, macro)
+    notes.extend(align_notes)
+    return MarketData(frame=frame, source=str(folder), gaps=gaps, notes=notes)
+
+
+def find_hourly_files(folder: str | Path) -> dict[str, Path]:
+    """Hourly files ``<SYMBOL>_1h.csv|parquet`` of a folder, by known symbol.
+
+    :param folder: the folder.
+    :return: ``{symbol: file}``.
+    :raises MarketFolderError: when a symbol has both a CSV and a parquet file.
+    """
+    found: dict[str, Path] = {}
+    for file in sorted(Path(folder).iterdir()):
+        match = HOURLY_FILE_RE.match(file.name)
+        if match is None or not file.is_file():
+            continue
+        symbol = match["symbol"].upper()
+        if symbol not in KNOWN_SYMBOLS:
+            continue
+        if symbol in found:
+            raise MarketFolderError(f"two files for {symbol}: {found[symbol]} and {file}; keep one")
+        found[symbol] = file
+    return found
+
+
+def _wanted_symbols(symbols: Iterable[str] | None) -> list[str]:
+    if symbols is None:
+        return list(KNOWN_SYMBOLS)
+    wanted = [s.upper() for s in symbols]
+    unknown = sorted(set(wanted) - set(KNOWN_SYMBOLS))
+    if unknown:
+        raise ValueError(f"unknown symbols {unknown}; known: {list(KNOWN_SYMBOLS)}")
+    if REQUIRED_SYMBOL not in wanted:
+        raise ValueError(f"symbols={wanted} must include {REQUIRED_SYMBOL}, the traded asset")
+    return [s for s in KNOWN_SYMBOLS if s in wanted]

@@ -1,0 +1,30 @@
+"""Torch device selection shared by every training stage."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+#: Environment variable read when the device is "auto" (set by the run launcher).
+DEVICE_ENV_VAR = "CRYPTORL_DEVICE"
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """Turn a device request into a concrete :class:`torch.device`.
+
+    :param device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"auto"`` or ``None``. ``"auto"``
+        first honours ``$CRYPTORL_DEVICE``, then picks CUDA when available, else CPU.
+    :return: the device. Asking for CUDA where there is none falls back to CPU, because
+        every CUDA code path also runs on CPU; the caller logs the fallback.
+    """
+    if isinstance(device, torch.device):
+        return device
+    name = (device or "auto").strip().lower()
+    if name == "auto":
+        name = os.environ.get(DEVICE_ENV_VAR, "auto").strip().lower() or "auto"
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        name = "cpu"
+    return torch.device(name)

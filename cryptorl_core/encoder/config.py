@@ -1,0 +1,124 @@
+"""Configuration of the masked-autoencoder (MAE) foundation model and its training."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from cryptorl_core.schema import WINDOW
+
+#: Fields that fix the shapes of the weights: a checkpoint whose values differ from the
+#: expected ones cannot be used in its place (see :mod:`cryptorl_core.encoder.checkpoint`).
+ARCHITECTURE_FIELDS = ("window", "d_model", "n_heads", "n_layers", "dim_feedforward", "decoder_hidden")
+
+
+@dataclass(frozen=True)
+class MAEConfig:
+    """Architecture and training hyper-parameters of :class:`~cryptorl_core.encoder.model.CryptoMAE`.
+
+    :param window: time steps per input window (the agent's observation window).
+    :param d_model: token width of the transformer.
+    :param n_heads: attention heads (must divide ``d_model``).
+    :param n_layers: transformer encoder layers.
+    :param dim_feedforward: hidden width of each encoder layer's feed-forward block.
+    :param decoder_hidden: hidden width of the light MLP decoder.
+    :param dropout: dropout inside the encoder layers (off in ``eval()``).
+    :param mask_ratio: fraction of the window's time steps hidden from the encoder.
+    :param epochs: maximum training epochs.
+    :param batch_size: windows per gradient step.
+    :param lr: peak AdamW learning rate.
+    :param weight_decay: AdamW weight decay.
+    :param warmup_frac: fraction of all steps spent in linear learning-rate warm-up
+        before the cosine decay.
+    :param grad_clip: gradient-norm clip (0 disables clipping).
+    :param patience: epochs without an eval-loss improvement before stopping early.
+    :param min_delta: smallest eval-loss decrease that counts as an improvement.
+    :param max_train_windows: cap on train windows per epoch, evenly spaced over the
+        train rows (``None``: every window).
+    :param max_eval_windows: cap on eval windows, evenly spaced (``None``: every window).
+    :param eval_mask_seed: seed of the fixed eval masks, so eval losses are comparable
+        across epochs.
+    :param seed: seed of weights, masks, dropout and shuffling; recorded in the result.
+    :param amp: bf16 autocast (CUDA only; ignored on CPU).
+    :param compile: ``torch.compile`` the training model (CUDA only; ignored on CPU).
+    """
+
+    window: int = WINDOW
+    d_model: int = 256
+    n_heads: int = 4
+    n_layers: int = 2
+    dim_feedforward: int = 1024
+    decoder_hidden: int = 256
+    dropout: float = 0.1
+    mask_ratio: float = 0.5
+    epochs: int = 50
+    batch_size: int = 256
+    lr: float = 3e-4
+    weight_decay: float = 0.05
+    warmup_frac: float = 0.05
+    grad_clip: float = 1.0
+    patience: int = 5
+    min_delta: float = 1e-4
+    max_train_windows: int | None = None
+    max_eval_windows: int | None = None
+    eval_mask_seed: int = 1234
+    seed: int = 0
+    amp: bool = True
+    compile: bool = True
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+        if not 0.0 < self.mask_ratio < 1.0:
+            raise ValueError(f"mask_ratio={self.mask_ratio} must lie strictly between 0 and 1")
+        if self.n_masked < 1 or self.n_masked >= self.window:
+            raise ValueError(f"mask_ratio={self.mask_ratio} masks {self.n_masked} of {self.window} steps; "
+                             "need at least one masked and one visible step")
+
+    @property
+    def n_masked(self) -> int:
+        """Time steps masked per window."""
+        return int(round(self.mask_ratio * self.window))
+
+    @classmethod
+    def quick(cls) -> MAEConfig:
+        """Small model and few windows: one segment trains on a 2-core CPU in seconds."""
+        return cls(d_model=32, n_heads=2, n_layers=1, dim_feedforward=64, decoder_hidden=32,
+                   dropout=0.0, epochs=8, batch_size=128, lr=2e-3, patience=3,
+                   max_train_windows=2048, max_eval_windows=512)
+
+    @classmethod
+    def full(cls) -> MAEConfig:
+        """The seed's encoder: d_model 256, 4 heads, 2 layers, feed-forward 1024."""
+        return cls()
+
+    @classmethod
+    def profile(cls, name: str) -> MAEConfig:
+        """``quick`` or ``full``."""
+        if name not in ("quick", "full"):
+            raise ValueError(f"unknown MAE profile {name!r}; choose 'quick' or 'full'")
+        return getattr(cls, name)()
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MAEConfig:
+        """Inverse of :meth:`as_dict`; unknown keys (from newer versions) are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def architecture(self) -> dict[str, int]:
+        """The fields that fix the weights' shapes."""
+        return {k: getattr(self, k) for k in ARCHITECTURE_FIELDS}
+
+    def replace(self, **changes: Any) -> MAEConfig:
+        """A copy with some fields changed (``dataclasses.replace``)."""
+        return replace(self, **changes)
+
+    def fingerprint(self) -> str:
+        """Short, stable hash of every field (used to decide whether a checkpoint resumes)."""
+        blob = json.dumps(self.as_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]

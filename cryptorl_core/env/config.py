@@ -1,0 +1,132 @@
+"""Configuration of the batched trading environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+#: One basis point as a fraction.
+BPS = 1e-4
+
+#: Execution lags the environment understands. 1 is the honest one; 0 is a look-ahead
+#: cheat kept only so a test can show that a peeking policy profits without the lag.
+EXECUTION_LAGS = (0, 1)
+
+
+@dataclass
+class EnvConfig:
+    """Market mechanics, reward shaping and sampling of :class:`~cryptorl_core.env.BatchCryptoEnv`.
+
+    Reward (the seed's MORL form), per step::
+
+        reward = r_perf + curriculum_lambda * w_cost * r_cost * max_penalty_scale
+        r_perf = reward_scale * log(NAV_{t+1} / NAV_t)            (net of fee and slippage)
+        r_cost = -(churn_coef * |dpos_t| + smooth_coef * (dpos_t - dpos_{t-1}) ** 2)
+
+    :param n_envs: number of parallel environments (the constructor may override it).
+    :param episode_length: maximum steps of a training episode (``mode="random"``); an episode
+        also ends when the next bar would leave its split.
+    :param fee_bps: exchange fee, basis points of traded notional ``|dpos| * NAV``.
+    :param slippage_bps: slippage, basis points of traded notional.
+    :param position_step: the target position is rounded to multiples of this (0 disables).
+    :param long_only: clip the target position to ``[0, 1]`` instead of ``[-1, 1]``.
+    :param execution_lag: 1 (default, honest): a decision taken on bar t's close is executed at
+        bar t+1's open. 0: the new position earns bar t's own close-to-close return, a look-ahead
+        cheat that exists only for the lag test.
+    :param reward_scale: multiplier of the log NAV growth in ``r_perf``.
+    :param max_penalty_scale: multiplier of the weighted cost term (the seed's MAX_PENALTY_SCALE).
+    :param curriculum_lambda: initial curriculum weight of the cost term (callbacks change it).
+    :param churn_coef: initial penalty per unit of ``|dpos|``.
+    :param smooth_coef: initial penalty on the squared change of ``dpos`` between steps.
+    :param w_cost_low: lower end of the per-episode cost weight ``w_cost``.
+    :param w_cost_high: upper end of ``w_cost``.
+    :param w_cost_p_zero: probability that an episode gets ``w_cost = 0`` (pure performance).
+    :param w_cost_alpha: Beta(alpha, beta) shape of ``w_cost`` on ``[low, high]`` (1, 1 = uniform).
+    :param w_cost_beta: second Beta shape parameter.
+    :param bankrupt_nav: an episode terminates (not truncates) when NAV falls to this or below.
+    :param step_info: put the per-step reward components in every ``infos[i]``; costs one small
+        dict per env per step on the host. The same values are always on the env as tensors.
+    """
+
+    n_envs: int = 16
+    episode_length: int = 720
+    fee_bps: float = 10.0
+    slippage_bps: float = 2.0
+    position_step: float = 0.1
+    long_only: bool = False
+    execution_lag: int = 1
+    reward_scale: float = 100.0
+    max_penalty_scale: float = 1.0
+    curriculum_lambda: float = 1.0
+    churn_coef: float = 0.1
+    smooth_coef: float = 0.1
+    w_cost_low: float = 0.0
+    w_cost_high: float = 1.0
+    w_cost_p_zero: float = 0.0
+    w_cost_alpha: float = 1.0
+    w_cost_beta: float = 1.0
+    bankrupt_nav: float = 0.1
+    step_info: bool = True
+
+    def __post_init__(self) -> None:
+        if self.n_envs < 1:
+            raise ValueError(f"n_envs must be >= 1, got {self.n_envs}")
+        if self.episode_length < 1:
+            raise ValueError(f"episode_length must be >= 1, got {self.episode_length}")
+        if self.execution_lag not in EXECUTION_LAGS:
+            raise ValueError(f"execution_lag must be one of {EXECUTION_LAGS}, got {self.execution_lag}")
+        if self.fee_bps < 0 or self.slippage_bps < 0:
+            raise ValueError("fee_bps and slippage_bps must be >= 0")
+        if not 0.0 <= self.position_step <= 1.0:
+            raise ValueError(f"position_step must be in [0, 1], got {self.position_step}")
+        check_w_cost_distribution(
+            self.w_cost_low, self.w_cost_high, self.w_cost_p_zero, self.w_cost_alpha, self.w_cost_beta
+        )
+
+    @property
+    def cost_rate(self) -> float:
+        """Fee plus slippage as a fraction of traded notional."""
+        return (self.fee_bps + self.slippage_bps) * BPS
+
+    @classmethod
+    def quick(cls) -> EnvConfig:
+        """Small CPU configuration for smoke runs and tests."""
+        return cls(n_envs=16, episode_length=256)
+
+    @classmethod
+    def full(cls) -> EnvConfig:
+        """The seed's setting: month-long hourly episodes, many parallel envs."""
+        return cls(n_envs=1024, episode_length=720)
+
+    def with_overrides(self, **changes: object) -> EnvConfig:
+        """Copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+
+def check_w_cost_distribution(low: float, high: float, p_zero: float, alpha: float, beta: float) -> None:
+    """Raise ``ValueError`` unless the parameters describe a distribution on ``[0, 1]``.
+
+    :param low: lower end.
+    :param high: upper end.
+    :param p_zero: probability of exactly 0.
+    :param alpha: first Beta shape.
+    :param beta: second Beta shape.
+    """
+    if not 0.0 <= low <= high <= 1.0:
+        raise ValueError(f"need 0 <= low <= high <= 1, got low={low}, high={high}")
+    if not 0.0 <= p_zero <= 1.0:
+        raise ValueError(f"p_zero must be in [0, 1], got {p_zero}")
+    if alpha <= 0 or beta <= 0:
+        raise ValueError(f"Beta shapes must be > 0, got alpha={alpha}, beta={beta}")
+
+
+def resolve_device(device: torch.device | str) -> torch.device:
+    """Turn ``"auto"`` into CUDA when available, else CPU; pass anything else to ``torch.device``.
+
+    :param device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a ``torch.device``.
+    :return: the device.
+    """
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)

@@ -1,0 +1,26 @@
+"""The code location: every asset and check of ``cryptorl_dagster.assets``, the resources,
+and the jobs a person launches."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from cryptorl_dagster import assets as assets_package
+from cryptorl_dagster.resources import default_resources
+
+all_assets = dg.load_assets_from_package_module(assets_package)
+all_checks = dg.load_asset_checks_from_package_module(assets_package)
+
+#: Materialize the whole lineage of one segment (pick the partition in the UI).
+segment_job = dg.define_asset_job(
+    "segment_pipeline",
+    selection=dg.AssetSelection.all() - dg.AssetSelection.keys("wfo_summary"),
+    description="Every per-segment asset of one walk-forward segment, with its checks.",
+)
+
+defs = dg.Definitions(
+    assets=all_assets,
+    asset_checks=all_checks,
+    jobs=[segment_job],
+    resources=default_resources(),
+)

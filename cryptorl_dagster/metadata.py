@@ -1,0 +1,25 @@
+"""Small helpers that turn core results into Dagster metadata a person reads."""
+
+from __future__ import annotations
+
+import base64
+
+import dagster as dg
+import pandas as pd
+
+
+def markdown_table(frame: pd.DataFrame, floatfmt: str = ".4g") -> dg.MetadataValue:
+    """A DataFrame as a markdown table (no extra dependency)."""
+    cols = [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join([frame.index.name or ""] + cols) + " |",
+             "|" + "---|" * (len(cols) + 1)]
+    for idx, row in frame.iterrows():
+        cells = [format(v, floatfmt) if isinstance(v, float) else str(v) for v in row]
+        lines.append("| " + " | ".join([str(idx)] + cells) + " |")
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+def png_markdown(png: bytes, alt: str = "plot") -> dg.MetadataValue:
+    """A PNG embedded as a base64 data URI, so it renders in the Dagster UI."""
+    data = base64.b64encode(png).decode()
+    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{data})")
