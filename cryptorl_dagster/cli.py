@@ -59,6 +59,7 @@ def run(partition: str | None, selection: str | None) -> int:
         instance=dg.DagsterInstance.get(),
         selection=selection,
         raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
     )
     print_summary(result)
     print(f"\n{'succeeded' if result.success else 'FAILED'} in {time.time() - started:.1f} s")

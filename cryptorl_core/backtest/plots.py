@@ -128,10 +128,28 @@ def position_png(
     fig, (ax_p, ax_q) = _figure(config, nrows=2, sharex=True, height_ratios=(2, 1))
     ax_p.plot(x, px, color="black", lw=1.0)
     band = ax_p.get_xaxis_transform()  # y in axes units: shade the full height
-    ax_p.fill_between(x, 0, 1, where=pos > 0, transform=band, color="tab:green", alpha=0.15,
-                      step="post", label="long")
-    ax_p.fill_between(x, 0, 1, where=pos < 0, transform=band, color="tab:red", alpha=0.15,
-                      step="post", label="short")
+    ax_p.fill_between(
+        x,
+        0,
+        1,
+        where=pos > 0,
+        transform=band,
+        color="tab:green",
+        alpha=0.15,
+        step="post",
+        label="long",
+    )
+    ax_p.fill_between(
+        x,
+        0,
+        1,
+        where=pos < 0,
+        transform=band,
+        color="tab:red",
+        alpha=0.15,
+        step="post",
+        label="short",
+    )
     ax_p.set_title(title)
     ax_p.legend(loc="upper left", fontsize="small")
     ax_p.grid(alpha=0.3)

@@ -62,7 +62,7 @@ QUOTE_CURRENCIES = frozenset({"usdt", "usd", "usdc", "busd", "tusd", "fdusd", "d
 #: Column layout of a header-less (Binance kline) file: the first six columns.
 KLINE_COLUMNS = (TIME_COL, *OHLCV)
 #: Fewest fields a header or data line has; shorter leading lines are banners.
-MIN_FIELDS = 6
+MIN_FIELDS = 3
 #: How many leading lines may be banners before the header.
 MAX_BANNER_LINES = 5
 
@@ -245,6 +245,13 @@ def _read_csv(file: Path) -> RawBars:
         fmt = FORMAT_CDD if n_banner else FORMAT_GENERIC
         columns = _resolve_columns(list(body.columns), file, header_line=n_banner + 1)
     else:
+        if len(body.columns) < len(KLINE_COLUMNS):
+            raise UnknownFormatError(
+                f"header-less file with {len(body.columns)} columns; a header-less file must "
+                f"have the Binance kline layout (at least {len(KLINE_COLUMNS)} columns: "
+                f"{', '.join(KLINE_COLUMNS)}, ...)",
+                file=file,
+            )
         fmt = FORMAT_KLINE
         columns = {name: body.columns[i] for i, name in enumerate(KLINE_COLUMNS)}
     return _to_raw(body, columns, file, fmt)

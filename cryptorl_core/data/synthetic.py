@@ -144,7 +144,7 @@ class SyntheticMarketConfig:
     btc_start_price: float = 10_000.0
     eth_start_price: float = 300.0
     drift: tuple[float, ...] = (8.0e-4, -7.0e-4, 0.0, -2.0e-3)
-    vol: tuple[float, ...] = (0.005, 0.010, 0.0025, 0.022)
+    vol: tuple[float, ...] = (0.0055, 0.011, 0.003, 0.022)
     tail_df: float = 5.0
     garch_persistence: float = 0.97
     garch_shock_weight: float = 0.07

@@ -66,12 +66,9 @@ import torch
 from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from cryptorl_core.env.config import EnvConfig, check_w_cost_distribution, resolve_device
+from cryptorl_core.env.config import MIN_GROWTH, EnvConfig, check_w_cost_distribution, resolve_device
 from cryptorl_core.env.market import SegmentMarket
 from cryptorl_core.schema import WINDOW
-
-#: Floor of the one-step NAV growth factor, so ``log`` stays finite if a short is wiped out.
-MIN_GROWTH = 1e-6
 
 #: ``end code`` values of the packed step output.
 _RUNNING, _TERMINATED, _TRUNCATED = 0, 1, 2
@@ -126,7 +123,7 @@ class BatchCryptoEnv(VecEnv):
 
     :param market: prices and split rows of the segment.
     :param config: mechanics and reward configuration (``EnvConfig()`` if None).
-    :param n_envs: number of envs (overrides ``config.n_envs``).
+    :param n_envs: number of envs (default ``config.n_envs``, or 1 in sequential mode).
     :param mode: ``"random"`` (training: random start rows, ``episode_length`` steps) or
         ``"sequential"`` (backtest: one env over the whole split from its first start row).
     :param device: torch device or ``"auto"``.
@@ -147,7 +144,9 @@ class BatchCryptoEnv(VecEnv):
         self.config = config if config is not None else EnvConfig()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        n = int(n_envs if n_envs is not None else self.config.n_envs)
+        if n_envs is None:
+            n_envs = 1 if mode == "sequential" else self.config.n_envs
+        n = int(n_envs)
         if mode == "sequential" and n != 1:
             raise ValueError("mode='sequential' runs one env over the whole split: use n_envs=1")
         self.market = market

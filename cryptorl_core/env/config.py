@@ -13,6 +13,9 @@ BPS = 1e-4
 #: cheat kept only so a test can show that a peeking policy profits without the lag.
 EXECUTION_LAGS = (0, 1)
 
+#: Floor of the one-step NAV growth factor, so ``log`` stays finite if a short is wiped out.
+MIN_GROWTH = 1e-6
+
 
 @dataclass
 class EnvConfig:

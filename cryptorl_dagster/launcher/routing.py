@@ -18,6 +18,7 @@ CPU = "cpu"
 DECISION_CUDA = "cuda"
 DECISION_CPU = "cpu"
 DECISION_CPU_FALLBACK = "cpu-fallback"
+DECISION_FAILED = "failed-no-cuda"
 
 
 def plan_has_gpu_step(instance: DagsterInstance, run: DagsterRun) -> bool:

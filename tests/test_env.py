@@ -1,0 +1,395 @@
+"""Tests of the batched trading environment (issue 5)."""
+
+from __future__ import annotations
+
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from cryptorl_core.env import BatchCryptoEnv, EnvConfig, ReferenceCryptoEnv, SegmentMarket, gather_rows, gather_windows
+from cryptorl_core.schema import PRICE_CLOSE_COL, PRICE_OPEN_COL, SPLIT_COL, WINDOW
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+# Segment layout of the synthetic frame: train | purged | eval | purged | test.
+N_ROWS = 1000
+LAYOUT = (("train", 600), ("purged", 10), ("eval", 190), ("purged", 10), ("test", 190))
+EVAL_FIRST, EVAL_LAST = 610, 799
+
+
+def _prices(n: int, seed: int, vol: float = 0.01, gap_vol: float = 0.002) -> tuple[np.ndarray, np.ndarray]:
+    """I.i.d. log-normal intrabar and overnight-gap returns around a random walk."""
+    rng = np.random.default_rng(seed)
+    close = np.empty(n)
+    open_ = np.empty(n)
+    level = 100.0
+    for t in range(n):
+        open_[t] = level * np.exp(rng.normal(0.0, gap_vol))
+        close[t] = open_[t] * np.exp(rng.normal(0.0, vol))
+        level = close[t]
+    return open_, close
+
+
+def _segment_frame(seed: int = 0) -> pd.DataFrame:
+    open_, close = _prices(N_ROWS, seed)
+    index = pd.date_range("2021-01-01", periods=N_ROWS, freq="h", tz="UTC", name="timestamp")
+    splits = np.concatenate([[name] * size for name, size in LAYOUT])
+    rng = np.random.default_rng(seed + 1)
+    return pd.DataFrame(
+        {
+            "BTC_ret_1h": rng.normal(size=N_ROWS).astype(np.float32),
+            SPLIT_COL: splits,
+            PRICE_OPEN_COL: open_,
+            PRICE_CLOSE_COL: close,
+        },
+        index=index,
+    )
+
+
+def _random_actions(rng: np.random.Generator, n: int, previous: np.ndarray | None) -> np.ndarray:
+    """Uniform actions slightly beyond [-1, 1] (exercise clipping); 30% repeat the last one (no trade)."""
+    actions = rng.uniform(-1.3, 1.3, size=(n, 1)).astype(np.float32)
+    if previous is not None:
+        keep = rng.random(n) < 0.3
+        actions[keep] = previous[keep]
+    return actions
+
+
+# ---------------------------------------------------------------------------- construction
+
+
+def test_from_segment_frame_uses_only_split_rows() -> None:
+    frame = _segment_frame()
+    env = BatchCryptoEnv.from_segment_frame(frame, split="eval", n_envs=256, seed=0)
+    starts = env.market.start_rows
+    assert starts[0] == EVAL_FIRST and starts[-1] == EVAL_LAST - 1  # last row has no next bar in the split
+    obs = env.reset()
+    rows = obs["market"][:, 0]
+    assert rows.min() >= EVAL_FIRST and rows.max() <= EVAL_LAST - 1
+    train = BatchCryptoEnv.from_segment_frame(frame, split="train", n_envs=512, seed=0)
+    assert train.reset()["market"].min() >= WINDOW - 1
+    assert env.market.timestamps is not None and len(env.market.timestamps) == N_ROWS
+    with pytest.raises(ValueError):
+        BatchCryptoEnv.from_segment_frame(frame, split="eval", n_envs=2, mode="sequential")
+
+
+# ---------------------------------------------------------------------------- reference equality
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"execution_lag": 0},
+        {"long_only": True, "position_step": 0.25},
+        {"bankrupt_nav": 0.985, "position_step": 0.0},
+    ],
+    ids=["lag1", "lag0", "long_only", "bankrupt_continuous"],
+)
+def test_batched_env_matches_scalar_reference(overrides: dict, device: str) -> None:
+    """Rewards, components, NAV, positions and episode ends agree step by step, across auto-resets."""
+    open_, close = _prices(400, seed=3, vol=0.02)
+    valid = np.arange(40, 160)  # short split: random starts near its end are truncated by it
+    cfg = EnvConfig(episode_length=15, churn_coef=0.3, smooth_coef=0.2, curriculum_lambda=0.7, **overrides)
+    n_envs = 6
+    env = BatchCryptoEnv.from_arrays(open_, close, valid, cfg, n_envs=n_envs, dtype=torch.float64, device=device, seed=5)
+    refs = [ReferenceCryptoEnv(open_, close, valid, cfg) for _ in range(n_envs)]
+    obs = env.reset()
+    for i, ref in enumerate(refs):
+        ref.reset(int(obs["market"][i, 0]), env.w_cost[i].item())
+
+    rng = np.random.default_rng(11)
+    actions = None
+    n_ends = {"terminated": 0, "truncated": 0}
+    for _ in range(120):
+        actions = _random_actions(rng, n_envs, actions)
+        obs, rewards, dones, infos = env.step(actions)
+        env_reward = env.reward.cpu().numpy()
+        env_perf, env_cost = env.reward_perf.cpu().numpy(), env.reward_cost.cpu().numpy()
+        for i, ref in enumerate(refs):
+            ref_obs, ref_reward, terminated, truncated, ref_info = ref.step(float(actions[i, 0]))
+            assert env_reward[i] == pytest.approx(ref_reward, rel=1e-10, abs=1e-12)
+            assert rewards[i] == pytest.approx(ref_reward, rel=1e-5, abs=1e-5)  # float32 copy for SB3
+            assert env_perf[i] == pytest.approx(ref_info["reward_perf"], rel=1e-10, abs=1e-12)
+            assert env_cost[i] == pytest.approx(ref_info["reward_cost"], rel=1e-10, abs=1e-12)
+            assert infos[i]["reward_perf"] == pytest.approx(ref_info["reward_perf"], rel=1e-10, abs=1e-12)
+            assert bool(dones[i]) == (terminated or truncated)
+            if dones[i]:
+                n_ends["terminated" if terminated else "truncated"] += 1
+                info = infos[i]
+                assert info["TimeLimit.truncated"] == truncated
+                term_obs = info["terminal_observation"]
+                assert term_obs["market"][0] == ref_obs["market"]
+                assert term_obs["position"][0] == pytest.approx(ref_obs["position"], abs=1e-6)
+                assert info["nav"] == pytest.approx(ref.nav, rel=1e-12)
+                assert info["fees_paid"] == pytest.approx(ref.fees_paid, rel=1e-10, abs=1e-15)
+                assert info["turnover"] == pytest.approx(ref.turnover, rel=1e-12)
+                assert info["n_trades"] == ref.n_trades
+                assert info["episode"]["r"] == pytest.approx(ref.episode_reward, rel=1e-10, abs=1e-12)
+                assert info["episode"]["l"] == ref.steps
+                ref.reset(int(obs["market"][i, 0]), env.w_cost[i].item())
+            else:
+                assert obs["market"][i, 0] == ref_obs["market"]
+                assert env.nav[i].item() == pytest.approx(ref.nav, rel=1e-12)
+                assert env.position[i].item() == pytest.approx(ref.position, abs=1e-12)
+            assert obs["position"][i, 0] == pytest.approx(ref.position, abs=1e-6)
+    assert n_ends["truncated"] > 0
+    if overrides.get("bankrupt_nav"):
+        assert n_ends["terminated"] > 0
+
+
+# ---------------------------------------------------------------------------- episodes and splits
+
+
+def test_sequential_backtest_runs_whole_split_and_auto_resets() -> None:
+    frame = _segment_frame()
+    env = BatchCryptoEnv.from_segment_frame(frame, split="eval", mode="sequential", seed=0)
+    obs = env.reset()
+    assert obs["market"][0, 0] == EVAL_FIRST
+    rewards, steps = [], 0
+    while True:
+        steps += 1
+        assert obs["market"][0, 0] == EVAL_FIRST + steps - 1  # one bar per step, in order
+        obs, reward, done, infos = env.step(np.array([[0.5]], dtype=np.float32))
+        rewards.append(float(reward[0]))
+        if done[0]:
+            break
+    info = infos[0]
+    assert steps == EVAL_LAST - EVAL_FIRST  # the step from the last row would need a bar outside the split
+    assert info["terminal_observation"]["market"][0] == EVAL_LAST
+    assert info["TimeLimit.truncated"] and info["episode"]["l"] == steps
+    assert info["episode"]["r"] == pytest.approx(sum(rewards), rel=1e-4)
+    assert info["n_trades"] == 1 and info["turnover"] == pytest.approx(0.5)
+    assert obs["market"][0, 0] == EVAL_FIRST  # auto-reset restarts the backtest
+
+
+def test_random_episodes_have_configured_length_and_episode_info() -> None:
+    frame = _segment_frame()
+    cfg = EnvConfig(episode_length=25)
+    env = BatchCryptoEnv.from_segment_frame(frame, split="train", config=cfg, n_envs=64, seed=1)
+    obs = env.reset()
+    starts = obs["market"][:, 0].copy()
+    for _ in range(cfg.episode_length - 1):
+        obs, _, dones, _ = env.step(np.zeros((64, 1), dtype=np.float32))
+        assert not dones.any()
+    obs, _, dones, infos = env.step(np.zeros((64, 1), dtype=np.float32))
+    assert dones.all()
+    assert all(info["TimeLimit.truncated"] and info["episode"]["l"] == cfg.episode_length for info in infos)
+    ends = np.array([info["terminal_observation"]["market"][0] for info in infos])
+    np.testing.assert_array_equal(ends, starts + cfg.episode_length)
+    assert all(info["nav"] == 1.0 and info["n_trades"] == 0 for info in infos)  # flat the whole time
+    assert (obs["position"] == 0).all() and (env.steps == 0).all()
+
+
+# ---------------------------------------------------------------------------- look-ahead
+
+
+def test_observation_is_current_row_and_rewards_ignore_later_bars() -> None:
+    """Freqtrade-style truncation: cutting every bar after T changes nothing before the step that needs T."""
+    open_, close = _prices(600, seed=7)
+    cut = 400
+    cfg = EnvConfig()
+    full = BatchCryptoEnv.from_arrays(open_, close, np.arange(100, 600), cfg, mode="sequential", dtype=torch.float64)
+    short = BatchCryptoEnv.from_arrays(
+        open_[: cut + 1], close[: cut + 1], np.arange(100, cut + 1), cfg, mode="sequential", dtype=torch.float64
+    )
+    obs_full, obs_short = full.reset(), short.reset()
+    rng = np.random.default_rng(0)
+    for step in range(cut - 100):
+        assert obs_full["market"][0, 0] == full.row[0].item() == 100 + step
+        np.testing.assert_array_equal(obs_full["market"], obs_short["market"])
+        action = rng.uniform(-1, 1, size=(1, 1)).astype(np.float32)
+        obs_full, r_full, _, _ = full.step(action)
+        obs_short, r_short, done_short, _ = short.step(action)
+        assert r_full[0] == r_short[0] and full.nav[0].item() == short.nav[0].item()
+    assert done_short[0]  # the short env ended exactly when its next bar would be past the cut
+
+
+def test_gather_windows_only_touches_past_rows() -> None:
+    n_rows, n_cols = 300, 3
+    table = torch.arange(n_rows, dtype=torch.float32)[:, None].repeat(1, n_cols)  # value = row index
+    index = torch.tensor([[0.0], [5.0], [63.0], [200.0], [299.0]])  # float obs, shape (batch, 1)
+    windows = gather_windows(table, index)
+    assert windows.shape == (5, WINDOW, n_cols)
+    rows = index[:, 0]
+    assert torch.equal(windows[:, -1, 0], rows)  # newest row is t
+    assert (windows.amax(dim=(1, 2)) <= rows).all()  # never after t
+    expected = torch.arange(200 - WINDOW + 1, 201, dtype=torch.float32)
+    assert torch.equal(windows[3, :, 1], expected)
+    assert torch.equal(windows[1, : WINDOW - 6, 0], torch.zeros(WINDOW - 6))  # short history pads with row 0
+    cache = torch.randn(n_rows, 8)
+    assert torch.equal(gather_rows(cache, index), cache[[0, 5, 63, 200, 299]])
+
+
+# ---------------------------------------------------------------------------- actions, w_cost, curriculum
+
+
+def test_discretisation_and_long_only() -> None:
+    open_, close = _prices(300, seed=1)
+    raw = torch.tensor([0.04, 0.06, -0.37, 1.7, -1.2, 0.95, -0.05])
+    env = BatchCryptoEnv.from_arrays(open_, close, np.arange(300), EnvConfig(), n_envs=7, dtype=torch.float64)
+    expected = torch.tensor([0.0, 0.1, -0.4, 1.0, -1.0, 1.0, 0.0], dtype=torch.float64)
+    assert torch.allclose(env.target_position(raw.double()), expected, atol=1e-12)
+    long_only = BatchCryptoEnv.from_arrays(
+        open_, close, np.arange(300), EnvConfig(long_only=True), n_envs=7, dtype=torch.float64
+    )
+    long_only.reset()
+    obs, *_ = long_only.step(raw.numpy()[:, None])
+    assert np.allclose(obs["position"][:, 0], [0.0, 0.1, 0.0, 1.0, 0.0, 1.0, 0.0], atol=1e-6)
+    assert (long_only.n_trades.cpu().numpy() == [0, 1, 0, 1, 0, 1, 0]).all()
+
+
+def test_w_cost_distribution_change_applies_at_next_reset() -> None:
+    open_, close = _prices(300, seed=2)
+    env = BatchCryptoEnv.from_arrays(open_, close, np.arange(300), EnvConfig(episode_length=3), n_envs=4096, seed=0)
+    before = env.reset()["w_cost"][:, 0]
+    assert 0.45 < before.mean() < 0.55  # default uniform [0, 1]
+    env.env_method("set_w_cost_distribution", 0.3, 0.3)
+    obs, *_ = env.step(np.zeros((4096, 1), dtype=np.float32))
+    np.testing.assert_array_equal(obs["w_cost"][:, 0], before)  # running episodes keep their weight
+    obs = env.reset()
+    assert np.allclose(obs["w_cost"], 0.3)
+    env.set_w_cost_distribution(0.0, 1.0, p_zero=1.0)
+    for _ in range(3):  # episodes end at step 3 and auto-reset with the new distribution
+        obs, *_ = env.step(np.zeros((4096, 1), dtype=np.float32))
+    assert (obs["w_cost"] == 0).all()
+    env.set_w_cost_distribution(0.0, 1.0, alpha=2.0, beta=5.0)
+    w = env.reset()["w_cost"][:, 0]
+    assert abs(w.mean() - 2 / 7) < 0.01 and w.min() >= 0 and w.max() <= 1
+    with pytest.raises(ValueError):
+        env.set_w_cost_distribution(0.5, 0.2)
+
+
+def test_seed_makes_resets_reproducible() -> None:
+    open_, close = _prices(300, seed=2)
+    env = BatchCryptoEnv.from_arrays(open_, close, np.arange(300), EnvConfig(), n_envs=32)
+    env.seed(123)
+    first = env.reset()
+    env.seed(123)
+    second = env.reset()
+    for key in first:
+        np.testing.assert_array_equal(first[key], second[key])
+
+
+def test_curriculum_attributes_settable_through_vecenv_api() -> None:
+    open_, close = _prices(300, seed=4)
+    env = BatchCryptoEnv.from_arrays(open_, close, np.arange(300), EnvConfig(), n_envs=8, dtype=torch.float64, seed=0)
+    env.reset()
+    action = np.full((8, 1), 0.5, dtype=np.float32)
+    env.set_attr("curriculum_lambda", 0.0)
+    env.step(action)
+    assert torch.allclose(env.reward, env.reward_perf)
+    env.set_attr("curriculum_lambda", 1.0)
+    env.set_attr("churn_coef", 2.0)
+    env.set_attr("smooth_coef", 0.0)
+    env.set_attr("w_cost", 1.0, indices=[0, 1])  # per-env tensor: a subset of envs is allowed
+    env.step(-action)  # every env trades 1.0
+    assert torch.allclose(env.reward_churn, torch.full((8,), -2.0, dtype=torch.float64))
+    assert torch.allclose(env.reward[:2], env.reward_perf[:2] - 2.0)
+    assert env.get_attr("churn_coef", indices=[0, 1]) == [2.0, 2.0]
+    with pytest.raises(ValueError):
+        env.set_attr("churn_coef", 1.0, indices=[0])
+
+
+# ---------------------------------------------------------------------------- execution lag
+
+
+@pytest.mark.parametrize("lag", [1, 0])
+def test_peeking_policy_profits_only_without_execution_lag(lag: int) -> None:
+    """Position = sign(current bar's return) on i.i.d. returns: worthless with lag 1, a money machine with lag 0."""
+    open_, close = _prices(3000, seed=9, vol=0.01, gap_vol=0.003)
+    cfg = EnvConfig(execution_lag=lag, fee_bps=0.0, slippage_bps=0.0, churn_coef=0.0, smooth_coef=0.0)
+    env = BatchCryptoEnv.from_arrays(open_, close, np.arange(3000), cfg, n_envs=64, dtype=torch.float64, seed=0)
+    obs = env.reset()
+    perf = []
+    for _ in range(200):
+        t = obs["market"][:, 0].astype(np.int64)
+        seen_return = close[t] / close[t - 1] - 1.0  # known at bar t's close
+        obs, _, _, _ = env.step(np.sign(seen_return)[:, None].astype(np.float32))
+        perf.append(env.reward_perf.numpy().copy())
+    perf = np.concatenate(perf)
+    mean, stderr = perf.mean(), perf.std() / np.sqrt(len(perf))
+    if lag == 1:
+        assert abs(mean) < 4 * stderr
+    else:
+        assert mean > 20 * stderr and mean > 0.5  # ~100 * E|r| per step
+
+
+# ---------------------------------------------------------------------------- SB3 integration
+
+
+class _SingleEnvView(gym.Env):
+    """A 1-env BatchCryptoEnv seen as a gymnasium Env, so SB3's ``check_env`` can inspect it."""
+
+    def __init__(self, venv: BatchCryptoEnv) -> None:
+        self.venv = venv
+        self.observation_space = venv.observation_space
+        self.action_space = venv.action_space
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
+        super().reset(seed=seed)
+        if seed is not None:
+            self.venv.seed(seed)
+        return {k: v[0] for k, v in self.venv.reset().items()}, {}
+
+    def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict]:
+        obs, reward, done, infos = self.venv.step(np.asarray(action, dtype=np.float32)[None])
+        info = infos[0]
+        truncated = bool(done[0] and info["TimeLimit.truncated"])
+        obs_i = info["terminal_observation"] if done[0] else {k: v[0] for k, v in obs.items()}
+        return obs_i, float(reward[0]), bool(done[0]) and not truncated, truncated, info
+
+
+def test_sb3_env_checker_and_nan_check() -> None:
+    from stable_baselines3.common.env_checker import check_env
+    from stable_baselines3.common.vec_env import VecCheckNan
+
+    frame = _segment_frame()
+    env = BatchCryptoEnv.from_segment_frame(frame, config=EnvConfig(episode_length=10), n_envs=1, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any SB3 warning about the spaces fails the test
+        check_env(_SingleEnvView(env), warn=True)
+    checked = VecCheckNan(
+        BatchCryptoEnv.from_segment_frame(frame, n_envs=16, config=EnvConfig(episode_length=10)), raise_exception=True
+    )
+    checked.reset()
+    for _ in range(30):
+        checked.step(np.random.uniform(-1, 1, size=(16, 1)).astype(np.float32))
+
+
+@pytest.mark.parametrize("algo", ["SAC", "TQC", "PPO"])
+def test_sb3_algorithms_learn_on_env(algo: str) -> None:
+    import sb3_contrib
+    import stable_baselines3
+
+    frame = _segment_frame()
+    env = BatchCryptoEnv.from_segment_frame(frame, config=EnvConfig(episode_length=16), n_envs=4, seed=0)
+    small = {"net_arch": [16, 16]}
+    if algo == "PPO":
+        model = stable_baselines3.PPO("MultiInputPolicy", env, n_steps=32, batch_size=64, n_epochs=1, policy_kwargs=small, seed=0)
+    else:
+        cls = stable_baselines3.SAC if algo == "SAC" else sb3_contrib.TQC
+        model = cls("MultiInputPolicy", env, learning_starts=32, batch_size=32, buffer_size=1000, policy_kwargs=small, seed=0)
+    model.learn(200)
+    assert model.num_timesteps >= 200
+    assert len(model.ep_info_buffer) > 0 and all(ep["l"] == 16 for ep in model.ep_info_buffer)
+    if algo != "PPO":
+        stored = model.replay_buffer.observations["market"][: model.replay_buffer.pos]
+        assert stored.min() >= WINDOW - 1 and stored.max() < 600  # only train rows reached the buffer
+        assert model.replay_buffer.observations["market"].dtype == np.float32
+
+
+def test_segment_market_validation() -> None:
+    open_, close = _prices(100, seed=0)
+    with pytest.raises(ValueError):
+        SegmentMarket.from_arrays(open_, close, np.arange(0, 60))  # no row >= 63
+    with pytest.raises(ValueError):
+        SegmentMarket.from_arrays(-open_, close, np.arange(100))
+    market = SegmentMarket.from_arrays(open_, close, np.r_[70:80, 90:95])
+    assert market.run_end[75] == 79 and market.run_end[92] == 94 and market.run_end[85] == -1
+    assert list(market.start_rows) == [*range(70, 79), *range(90, 94)]

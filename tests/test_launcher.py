@@ -1,0 +1,354 @@
+"""CryptoRLRunLauncher and CryptoRLRunCoordinator against a real (temporary) Dagster instance.
+
+Runs are launched for real: each starts ``python -m dagster api execute_run`` in a subprocess
+(a few seconds each on a small CPU), so the number of runs is kept small. The "CUDA python" is
+this interpreter, and ``cuda_probe: present`` / ``absent`` declares the CUDA environment.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus
+from dagster._core.launcher.base import WorkerStatus
+from dagster._core.remote_origin import InProcessCodeLocationOrigin
+from dagster._core.test_utils import instance_for_test, poll_for_finished_run
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster._core.workspace.context import WorkspaceProcessContext, WorkspaceRequestContext
+from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
+from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
+    QueuedRunCoordinatorDaemon,
+)
+
+from cryptorl_dagster.launcher import (
+    WORKER_PID_TAG,
+    CryptoRLRunCoordinator,
+    CryptoRLRunLauncher,
+    CudaProbe,
+    requested_device,
+)
+from cryptorl_dagster.tags import DEVICE_TAG, LAUNCH_DECISION_TAG
+
+TESTS_DIR = Path(__file__).resolve().parent
+DEFS_FILE = TESTS_DIR / "launcher_defs.py"
+RUN_TIMEOUT_S = 90.0
+
+CUDA_MARK = "cuda-env-from-launcher"
+
+
+def _load_defs_module() -> Any:
+    spec = importlib.util.spec_from_file_location("cryptorl_test_launcher_defs", DEFS_FILE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+DEFS = _load_defs_module().defs
+
+
+def _launcher_config(**overrides: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "cuda_python": sys.executable,  # the fake "CUDA venv"
+        "cuda_visible_devices": "0",
+        "cuda_env": {"CRYPTORL_TEST_CUDA_MARK": CUDA_MARK},
+        "cpu_env": {"CUDA_VISIBLE_DEVICES": ""},
+        "fallback": "cpu",
+        "cuda_probe": "present",
+    }
+    config.update(overrides)
+    return config
+
+
+@contextmanager
+def _instance_and_workspace(
+    tmp_path: Path, **launcher_overrides: Any
+) -> Iterator[tuple[DagsterInstance, WorkspaceProcessContext]]:
+    """A temporary instance with our launcher and queue, and an in-process code location."""
+    overrides = {
+        "run_launcher": {
+            "module": "cryptorl_dagster.launcher",
+            "class": "CryptoRLRunLauncher",
+            "config": _launcher_config(**launcher_overrides),
+        },
+        "run_coordinator": {
+            "module": "cryptorl_dagster.launcher",
+            "class": "CryptoRLRunCoordinator",
+            "config": {"dequeue_interval_seconds": 1},
+        },
+        "concurrency": {
+            "runs": {
+                "max_concurrent_runs": 10,
+                "tag_concurrency_limits": [
+                    {"key": DEVICE_TAG, "value": "cuda", "limit": 1},
+                    {"key": DEVICE_TAG, "value": "cpu", "limit": 2},
+                ],
+            }
+        },
+        "telemetry": {"enabled": False},
+    }
+    origin = InProcessCodeLocationOrigin(
+        LoadableTargetOrigin(
+            executable_path=sys.executable,
+            python_file=str(DEFS_FILE),
+            attribute="defs",
+            working_directory=str(TESTS_DIR),
+        ),
+        location_name="launcher_test",
+    )
+    home = tmp_path / "home"
+    home.mkdir()
+    with instance_for_test(overrides=overrides, temp_dir=str(home)) as instance:
+        with WorkspaceProcessContext(
+            instance, InProcessWorkspaceLoadTarget(origin)
+        ) as process_context:
+            try:
+                yield instance, process_context
+            finally:
+                instance.run_launcher.join(timeout=60)
+
+
+InstanceFactory = Callable[..., AbstractContextManager[tuple[DagsterInstance, WorkspaceProcessContext]]]
+
+
+@pytest.fixture
+def make_instance(tmp_path: Path) -> InstanceFactory:
+    return lambda **cfg: _instance_and_workspace(tmp_path, **cfg)
+
+
+def _create_run(
+    instance: DagsterInstance,
+    workspace: WorkspaceRequestContext,
+    job_name: str,
+    run_config: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> DagsterRun:
+    """Create a NOT_STARTED run with real origins and the job's tags, as the webserver would."""
+    location = workspace.get_code_location("launcher_test")
+    remote_job = location.get_repository("__repository__").get_full_job(job_name)
+    return instance.create_run_for_job(
+        job_def=DEFS.resolve_job_def(job_name),
+        run_config=run_config,
+        tags={**remote_job.run_tags, **(tags or {})},
+        remote_job_origin=remote_job.get_remote_origin(),
+        job_code_origin=remote_job.get_python_origin(),
+    )
+
+
+def _seen_env(instance: DagsterInstance, run_id: str) -> dict[str, Any]:
+    """The environment the probe asset reported from inside its run worker."""
+    records = instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+    assert len(records) == 1, f"expected one materialization in run {run_id}"
+    materialization = records[0].get_dagster_event().step_materialization_data.materialization
+    return materialization.metadata["env"].value
+
+
+def _wait_finished(instance: DagsterInstance, run_id: str) -> DagsterRun:
+    return poll_for_finished_run(instance, run_id, timeout=RUN_TIMEOUT_S)
+
+
+def _wait_for_file(path: Path, timeout_s: float = RUN_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        assert time.monotonic() < deadline, f"timed out waiting for {path}"
+        time.sleep(0.1)
+
+
+def _pid_gone(pid: int, timeout_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+                if f.read().split(") ")[-1].startswith("Z"):  # zombie: exited
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+# -- decisions without a run worker ---------------------------------------------------------
+
+
+def test_requested_device_reads_run_tags_then_plan_step_tags(make_instance: InstanceFactory):
+    with make_instance() as (instance, process_context):
+        workspace = process_context.create_request_context()
+        tagged = _create_run(instance, workspace, "gpu_job")
+        untagged = _create_run(instance, workspace, "gpu_untagged_job")
+        cpu = _create_run(instance, workspace, "cpu_job")
+        forced_cpu = _create_run(instance, workspace, "gpu_job", tags={DEVICE_TAG: "cpu"})
+
+        assert tagged.tags.get(DEVICE_TAG) == "cuda"  # job tags reach the run
+        assert DEVICE_TAG not in untagged.tags  # like a backfill run: only the step knows
+        assert requested_device(instance, tagged) == "cuda"
+        assert requested_device(instance, untagged) == "cuda"
+        assert requested_device(instance, cpu) == "cpu"
+        assert requested_device(instance, forced_cpu) == "cpu"
+
+
+def test_cuda_probe_reports_missing_python_and_caches(tmp_path: Path):
+    probe = CudaProbe("present")
+    available, reason = probe.check(str(tmp_path / "no-venv" / "bin" / "python"))
+    assert not available and "does not exist" in reason
+    assert probe.check(sys.executable) == (True, "declared present (cuda_probe: present)")
+    assert sys.executable in probe._cache
+    with pytest.raises(ValueError, match="cuda_probe"):
+        CudaProbe("bogus")
+    with pytest.raises(ValueError, match="fallback"):
+        CryptoRLRunLauncher(fallback="sometimes")
+
+
+# -- real run workers ------------------------------------------------------------------------
+
+
+def test_gpu_run_gets_cuda_env_and_cpu_run_does_not(make_instance: InstanceFactory):
+    with make_instance() as (instance, process_context):
+        workspace = process_context.create_request_context()
+        gpu_run = _create_run(instance, workspace, "gpu_untagged_job")
+        cpu_run = _create_run(instance, workspace, "cpu_job")
+        instance.launch_run(gpu_run.run_id, workspace)
+        instance.launch_run(cpu_run.run_id, workspace)
+
+        gpu_done = _wait_finished(instance, gpu_run.run_id)
+        cpu_done = _wait_finished(instance, cpu_run.run_id)
+        assert gpu_done.status == DagsterRunStatus.SUCCESS
+        assert cpu_done.status == DagsterRunStatus.SUCCESS
+
+        gpu_env = _seen_env(instance, gpu_run.run_id)
+        assert gpu_env["CRYPTORL_DEVICE"] == "cuda"
+        assert gpu_env["CUDA_VISIBLE_DEVICES"] == "0"
+        assert gpu_env["CRYPTORL_TEST_CUDA_MARK"] == CUDA_MARK
+        assert gpu_done.tags[DEVICE_TAG] == "cuda"  # promoted to a run tag for the UI
+        assert gpu_done.tags[LAUNCH_DECISION_TAG] == "cuda"
+        assert int(gpu_done.tags[WORKER_PID_TAG]) > 0
+
+        cpu_env = _seen_env(instance, cpu_run.run_id)
+        assert cpu_env["CRYPTORL_DEVICE"] == "cpu"
+        assert cpu_env["CUDA_VISIBLE_DEVICES"] == ""
+        assert cpu_env["CRYPTORL_TEST_CUDA_MARK"] is None
+        assert cpu_done.tags[LAUNCH_DECISION_TAG] == "cpu"
+
+        decision = [
+            r for r in instance.all_logs(gpu_run.run_id, of_type=DagsterEventType.ENGINE_EVENT)
+            if "CryptoRLRunLauncher" in (r.get_dagster_event().message or "")
+        ]
+        assert decision and "CRYPTORL_DEVICE='cuda'" in decision[0].get_dagster_event().message
+        assert sys.executable in decision[0].get_dagster_event().message
+
+
+def test_missing_cuda_falls_back_to_cpu_with_warning(make_instance: InstanceFactory):
+    with make_instance(cuda_probe="absent", fallback="cpu") as (instance, process_context):
+        workspace = process_context.create_request_context()
+        run = _create_run(instance, workspace, "gpu_job")
+        instance.launch_run(run.run_id, workspace)
+        done = _wait_finished(instance, run.run_id)
+
+        assert done.status == DagsterRunStatus.SUCCESS
+        assert done.tags[LAUNCH_DECISION_TAG] == "cpu-fallback"
+        env = _seen_env(instance, run.run_id)
+        assert env["CRYPTORL_DEVICE"] == "cpu"
+        assert env["CRYPTORL_TEST_CUDA_MARK"] is None
+        warnings = [
+            r for r in instance.all_logs(run.run_id, of_type=DagsterEventType.ENGINE_EVENT)
+            if r.level == logging.WARNING
+        ]
+        assert len(warnings) == 1
+        assert "falling back to CPU" in warnings[0].get_dagster_event().message
+
+
+def test_missing_cuda_with_fail_policy_fails_run_at_once(make_instance: InstanceFactory):
+    with make_instance(cuda_probe="absent", fallback="fail") as (instance, process_context):
+        workspace = process_context.create_request_context()
+        run = _create_run(instance, workspace, "gpu_job")
+        instance.launch_run(run.run_id, workspace)
+
+        failed = instance.get_run_by_id(run.run_id)
+        assert failed is not None and failed.status == DagsterRunStatus.FAILURE
+        assert WORKER_PID_TAG not in failed.tags  # no worker was started
+        assert failed.tags[LAUNCH_DECISION_TAG] == "failed-no-cuda"
+        failures = instance.all_logs(run.run_id, of_type=DagsterEventType.RUN_FAILURE)
+        message = failures[0].get_dagster_event().message
+        assert "CUDA environment is unavailable" in message and "'fail'" in message
+
+
+def test_queue_limits_gpu_and_cpu_runs_separately(make_instance: InstanceFactory, tmp_path: Path):
+    gate = tmp_path / "gate"
+    with make_instance() as (instance, process_context):
+        workspace = process_context.create_request_context()
+        assert isinstance(instance.run_coordinator, CryptoRLRunCoordinator)
+
+        def submit(job: str, asset: str) -> str:
+            run_config = {"ops": {asset: {"config": {"gate_file": str(gate)}}}}
+            run = _create_run(instance, workspace, job, run_config=run_config)
+            instance.submit_run(run.run_id, workspace)
+            return run.run_id
+
+        gpu_ids = [submit("gated_gpu_job", "gated_gpu") for _ in range(2)]
+        cpu_ids = [submit("gated_cpu_job", "gated_cpu") for _ in range(3)]
+        # The coordinator tagged untagged runs from their plan, before they were queued.
+        for run_id, device in [(i, "cuda") for i in gpu_ids] + [(i, "cpu") for i in cpu_ids]:
+            run = instance.get_run_by_id(run_id)
+            assert run.status == DagsterRunStatus.QUEUED
+            assert run.tags[DEVICE_TAG] == device
+
+        def launched(run_ids: list[str]) -> list[str]:
+            return [
+                i for i in run_ids if instance.get_run_by_id(i).status != DagsterRunStatus.QUEUED
+            ]
+
+        daemon = QueuedRunCoordinatorDaemon(interval_seconds=1)
+        list(daemon.run_iteration(process_context))
+        assert len(launched(gpu_ids)) == 1  # one GPU slot
+        assert len(launched(cpu_ids)) == 2  # CPU limit
+        # While they run (the gate is closed), nothing more is dequeued.
+        list(daemon.run_iteration(process_context))
+        assert len(launched(gpu_ids)) == 1 and len(launched(cpu_ids)) == 2
+
+        gate.touch()
+        for run_id in launched(gpu_ids) + launched(cpu_ids):
+            assert _wait_finished(instance, run_id).status == DagsterRunStatus.SUCCESS
+        for run_id in set(gpu_ids + cpu_ids) - set(launched(gpu_ids) + launched(cpu_ids)):
+            assert instance.run_coordinator.cancel_run(run_id)
+
+
+def test_terminate_sends_sigterm_and_run_ends_canceled(
+    make_instance: InstanceFactory, tmp_path: Path
+):
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    run_config = {"ops": {"slow_training": {"config": {"marker_dir": str(markers)}}}}
+    with make_instance() as (instance, process_context):
+        workspace = process_context.create_request_context()
+        run = _create_run(instance, workspace, "slow_job", run_config=run_config)
+        instance.launch_run(run.run_id, workspace)
+        _wait_for_file(markers / "started")
+        step_pid = json.loads((markers / "started").read_text())["pid"]
+
+        # Terminate from another instance object, as the webserver would: it has only the tags.
+        other = DagsterInstance.from_ref(instance.get_ref())
+        assert other.run_launcher.check_run_worker_health(
+            other.get_run_by_id(run.run_id)
+        ).status == WorkerStatus.RUNNING
+        assert other.run_coordinator.cancel_run(run.run_id)
+
+        done = _wait_finished(instance, run.run_id)
+        assert done.status == DagsterRunStatus.CANCELED
+        sigterm = json.loads((markers / "sigterm").read_text())
+        assert sigterm["pid"] == step_pid  # the step subprocess itself got SIGTERM
+        worker = int(done.tags[WORKER_PID_TAG])
+        assert _pid_gone(worker) and _pid_gone(step_pid)
+        assert instance.run_launcher.check_run_worker_health(done).status in (
+            WorkerStatus.SUCCESS,
+            WorkerStatus.FAILED,
+        )
+        assert not other.run_launcher.terminate(run.run_id)  # finished: nothing to do

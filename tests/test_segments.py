@@ -1,0 +1,59 @@
+"""Walk-forward segments: window lengths, purge gaps, readable keys, tiling."""
+
+import pandas as pd
+import pytest
+
+from cryptorl_core.schema import EVAL, PURGED, TEST, TRAIN, WINDOW
+from cryptorl_core.segments import HOUR, WindowConfig, segment_by_key, walk_forward_segments
+
+UTC = "UTC"
+
+
+def test_segments_cover_synthetic_history_with_readable_keys():
+    segs = walk_forward_segments(pd.Timestamp("2019-01-01", tz=UTC), pd.Timestamp("2025-12-31 23:00", tz=UTC))
+    assert segs[0].key == "2020-Q2" and segs[-1].key == "2025-Q4"
+    assert len(segs) == 23
+    assert len({s.key for s in segs}) == len(segs)
+
+
+def test_window_lengths_and_purges():
+    cfg = WindowConfig()
+    for seg in walk_forward_segments(pd.Timestamp("2019-01-01", tz=UTC), pd.Timestamp("2025-12-31 23:00", tz=UTC)):
+        assert seg.hours("train") == 8640
+        assert seg.hours("eval") == cfg.eval_hours
+        assert 2160 <= seg.hours("test") <= 2208  # one calendar quarter
+        assert (seg.eval_start - seg.train_end) / HOUR >= WINDOW
+        assert (seg.test_start - seg.eval_end) / HOUR >= WINDOW
+        assert seg.test_start.day == 1 and seg.test_start.month in (1, 4, 7, 10)
+
+
+def test_test_windows_tile_without_holes():
+    segs = walk_forward_segments(pd.Timestamp("2018-01-01", tz=UTC), pd.Timestamp("2022-12-31 23:00", tz=UTC))
+    for a, b in zip(segs, segs[1:]):
+        assert a.test_end == b.test_start
+
+
+def test_segments_need_warmup_and_full_test_window():
+    start = pd.Timestamp("2020-01-01", tz=UTC)
+    segs = walk_forward_segments(start, pd.Timestamp("2021-12-31 23:00", tz=UTC))
+    cfg = WindowConfig()
+    assert all(s.train_start >= start + cfg.warmup_hours * HOUR for s in segs)
+    # The last bar opens 2021-12-31 23:00, so 2021-Q4 is complete and is the last segment.
+    assert segs[-1].key == "2021-Q4"
+    assert walk_forward_segments(start, pd.Timestamp("2020-06-30", tz=UTC)) == []
+
+
+def test_split_labels_and_lookup():
+    segs = walk_forward_segments(pd.Timestamp("2019-01-01", tz=UTC), pd.Timestamp("2025-12-31 23:00", tz=UTC))
+    seg = segment_by_key(segs, "2023-Q1")
+    idx = pd.date_range(seg.train_start, seg.test_end, freq="h", inclusive="left")
+    labels = pd.Series(seg.split_labels(idx)).value_counts()
+    assert labels[TRAIN] == 8640 and labels[EVAL] == 720 and labels[TEST] == seg.hours("test")
+    assert labels[PURGED] == 2 * WINDOW
+    with pytest.raises(KeyError, match="2030-Q1"):
+        segment_by_key(segs, "2030-Q1")
+
+
+def test_purge_shorter_than_window_is_rejected():
+    with pytest.raises(ValueError, match="purge"):
+        WindowConfig(purge_hours=10)
