@@ -24,14 +24,9 @@ EVAL_FIRST, EVAL_LAST = 610, 799
 def _prices(n: int, seed: int, vol: float = 0.01, gap_vol: float = 0.002) -> tuple[np.ndarray, np.ndarray]:
     """I.i.d. log-normal intrabar and overnight-gap returns around a random walk."""
     rng = np.random.default_rng(seed)
-    close = np.empty(n)
-    open_ = np.empty(n)
-    level = 100.0
-    for t in range(n):
-        open_[t] = level * np.exp(rng.normal(0.0, gap_vol))
-        close[t] = open_[t] * np.exp(rng.normal(0.0, vol))
-        level = close[t]
-    return open_, close
+    gap, intrabar = rng.normal(0.0, gap_vol, n), rng.normal(0.0, vol, n)
+    log_close = np.log(100.0) + np.cumsum(gap + intrabar)
+    return np.exp(log_close - intrabar), np.exp(log_close)
 
 
 def _segment_frame(seed: int = 0) -> pd.DataFrame:
@@ -168,22 +163,27 @@ def test_sequential_backtest_runs_whole_split_and_auto_resets() -> None:
     assert obs["market"][0, 0] == EVAL_FIRST  # auto-reset restarts the backtest
 
 
-def test_random_episodes_have_configured_length_and_episode_info() -> None:
+def test_random_episodes_end_at_length_or_split_end_with_episode_info() -> None:
     frame = _segment_frame()
     cfg = EnvConfig(episode_length=25)
-    env = BatchCryptoEnv.from_segment_frame(frame, split="train", config=cfg, n_envs=64, seed=1)
+    train_last = LAYOUT[0][1] - 1
+    env = BatchCryptoEnv.from_segment_frame(frame, split="train", config=cfg, n_envs=256, seed=1)
     obs = env.reset()
-    starts = obs["market"][:, 0].copy()
-    for _ in range(cfg.episode_length - 1):
-        obs, _, dones, _ = env.step(np.zeros((64, 1), dtype=np.float32))
-        assert not dones.any()
-    obs, _, dones, infos = env.step(np.zeros((64, 1), dtype=np.float32))
-    assert dones.all()
-    assert all(info["TimeLimit.truncated"] and info["episode"]["l"] == cfg.episode_length for info in infos)
-    ends = np.array([info["terminal_observation"]["market"][0] for info in infos])
-    np.testing.assert_array_equal(ends, starts + cfg.episode_length)
-    assert all(info["nav"] == 1.0 and info["n_trades"] == 0 for info in infos)  # flat the whole time
-    assert (obs["position"] == 0).all() and (env.steps == 0).all()
+    starts = obs["market"][:, 0].astype(np.int64)
+    expected_len = np.minimum(cfg.episode_length, train_last - starts)  # never step past the split
+    assert (expected_len < cfg.episode_length).any()  # the seed draws some starts near the split end
+    ended = np.zeros(256, dtype=bool)
+    for k in range(1, cfg.episode_length + 1):
+        obs, _, dones, infos = env.step(np.zeros((256, 1), dtype=np.float32))
+        np.testing.assert_array_equal(dones & ~ended, (expected_len == k) & ~ended)
+        for i in np.flatnonzero(dones & ~ended):
+            info = infos[i]
+            assert info["TimeLimit.truncated"] and info["episode"]["l"] == k
+            assert info["terminal_observation"]["market"][0] == starts[i] + k <= train_last
+            assert info["nav"] == 1.0 and info["n_trades"] == 0  # flat the whole time
+            assert obs["position"][i, 0] == 0 and env.steps[i] == 0  # auto-reset
+        ended |= dones
+    assert ended.all()
 
 
 # ---------------------------------------------------------------------------- look-ahead
@@ -194,20 +194,21 @@ def test_observation_is_current_row_and_rewards_ignore_later_bars() -> None:
     open_, close = _prices(600, seed=7)
     cut = 400
     cfg = EnvConfig()
-    full = BatchCryptoEnv.from_arrays(open_, close, np.arange(100, 600), cfg, mode="sequential", dtype=torch.float64)
-    short = BatchCryptoEnv.from_arrays(
-        open_[: cut + 1], close[: cut + 1], np.arange(100, cut + 1), cfg, mode="sequential", dtype=torch.float64
-    )
+    kwargs = {"mode": "sequential", "dtype": torch.float64, "seed": 0}
+    full = BatchCryptoEnv.from_arrays(open_, close, np.arange(100, 600), cfg, **kwargs)
+    short = BatchCryptoEnv.from_arrays(open_[: cut + 1], close[: cut + 1], np.arange(100, cut + 1), cfg, **kwargs)
     obs_full, obs_short = full.reset(), short.reset()
     rng = np.random.default_rng(0)
     for step in range(cut - 100):
         assert obs_full["market"][0, 0] == full.row[0].item() == 100 + step
-        np.testing.assert_array_equal(obs_full["market"], obs_short["market"])
+        for key in obs_full:
+            np.testing.assert_array_equal(obs_full[key], obs_short[key])
         action = rng.uniform(-1, 1, size=(1, 1)).astype(np.float32)
         obs_full, r_full, _, _ = full.step(action)
-        obs_short, r_short, done_short, _ = short.step(action)
-        assert r_full[0] == r_short[0] and full.nav[0].item() == short.nav[0].item()
-    assert done_short[0]  # the short env ended exactly when its next bar would be past the cut
+        obs_short, r_short, done_short, info_short = short.step(action)
+        nav_short = info_short[0]["nav"] if done_short[0] else short.nav[0].item()
+        assert r_full[0] == r_short[0] and full.nav[0].item() == nav_short
+        assert done_short[0] == (step == cut - 101)  # the short env ends exactly when its next bar would be past the cut
 
 
 def test_gather_windows_only_touches_past_rows() -> None:
@@ -231,7 +232,7 @@ def test_gather_windows_only_touches_past_rows() -> None:
 
 def test_discretisation_and_long_only() -> None:
     open_, close = _prices(300, seed=1)
-    raw = torch.tensor([0.04, 0.06, -0.37, 1.7, -1.2, 0.95, -0.05])
+    raw = torch.tensor([0.04, 0.06, -0.37, 1.7, -1.2, 0.96, -0.04])
     env = BatchCryptoEnv.from_arrays(open_, close, np.arange(300), EnvConfig(), n_envs=7, dtype=torch.float64)
     expected = torch.tensor([0.0, 0.1, -0.4, 1.0, -1.0, 1.0, 0.0], dtype=torch.float64)
     assert torch.allclose(env.target_position(raw.double()), expected, atol=1e-12)
@@ -250,8 +251,9 @@ def test_w_cost_distribution_change_applies_at_next_reset() -> None:
     before = env.reset()["w_cost"][:, 0]
     assert 0.45 < before.mean() < 0.55  # default uniform [0, 1]
     env.env_method("set_w_cost_distribution", 0.3, 0.3)
-    obs, *_ = env.step(np.zeros((4096, 1), dtype=np.float32))
-    np.testing.assert_array_equal(obs["w_cost"][:, 0], before)  # running episodes keep their weight
+    obs, _, dones, _ = env.step(np.zeros((4096, 1), dtype=np.float32))
+    np.testing.assert_array_equal(obs["w_cost"][~dones, 0], before[~dones])  # running episodes keep theirs
+    assert np.allclose(obs["w_cost"][dones], 0.3)  # the few that hit the split end restart with the new one
     obs = env.reset()
     assert np.allclose(obs["w_cost"], 0.3)
     env.set_w_cost_distribution(0.0, 1.0, p_zero=1.0)
@@ -278,7 +280,7 @@ def test_seed_makes_resets_reproducible() -> None:
 
 def test_curriculum_attributes_settable_through_vecenv_api() -> None:
     open_, close = _prices(300, seed=4)
-    env = BatchCryptoEnv.from_arrays(open_, close, np.arange(300), EnvConfig(), n_envs=8, dtype=torch.float64, seed=0)
+    env = BatchCryptoEnv.from_arrays(open_, close, np.arange(200), EnvConfig(), n_envs=8, dtype=torch.float64, seed=0)
     env.reset()
     action = np.full((8, 1), 0.5, dtype=np.float32)
     env.set_attr("curriculum_lambda", 0.0)
@@ -289,6 +291,7 @@ def test_curriculum_attributes_settable_through_vecenv_api() -> None:
     env.set_attr("smooth_coef", 0.0)
     env.set_attr("w_cost", 1.0, indices=[0, 1])  # per-env tensor: a subset of envs is allowed
     env.step(-action)  # every env trades 1.0
+    assert (env.steps == 2).all()  # premise: no env was reset in between
     assert torch.allclose(env.reward_churn, torch.full((8,), -2.0, dtype=torch.float64))
     assert torch.allclose(env.reward[:2], env.reward_perf[:2] - 2.0)
     assert env.get_attr("churn_coef", indices=[0, 1]) == [2.0, 2.0]
@@ -302,9 +305,10 @@ def test_curriculum_attributes_settable_through_vecenv_api() -> None:
 @pytest.mark.parametrize("lag", [1, 0])
 def test_peeking_policy_profits_only_without_execution_lag(lag: int) -> None:
     """Position = sign(current bar's return) on i.i.d. returns: worthless with lag 1, a money machine with lag 0."""
-    open_, close = _prices(3000, seed=9, vol=0.01, gap_vol=0.003)
+    n_rows = 50_000  # long enough that the envs rarely share bars, so their rewards are ~independent
+    open_, close = _prices(n_rows, seed=9, vol=0.01, gap_vol=0.003)
     cfg = EnvConfig(execution_lag=lag, fee_bps=0.0, slippage_bps=0.0, churn_coef=0.0, smooth_coef=0.0)
-    env = BatchCryptoEnv.from_arrays(open_, close, np.arange(3000), cfg, n_envs=64, dtype=torch.float64, seed=0)
+    env = BatchCryptoEnv.from_arrays(open_, close, np.arange(n_rows), cfg, n_envs=64, dtype=torch.float64, seed=0)
     obs = env.reset()
     perf = []
     for _ in range(200):
@@ -315,9 +319,9 @@ def test_peeking_policy_profits_only_without_execution_lag(lag: int) -> None:
     perf = np.concatenate(perf)
     mean, stderr = perf.mean(), perf.std() / np.sqrt(len(perf))
     if lag == 1:
-        assert abs(mean) < 4 * stderr
+        assert abs(mean) < 4 * stderr and abs(mean) < 0.05
     else:
-        assert mean > 20 * stderr and mean > 0.5  # ~100 * E|r| per step
+        assert mean > 50 * stderr and mean > 0.5  # ~100 * E|r| per step
 
 
 # ---------------------------------------------------------------------------- SB3 integration
@@ -368,13 +372,13 @@ def test_sb3_algorithms_learn_on_env(algo: str) -> None:
     import stable_baselines3
 
     frame = _segment_frame()
-    env = BatchCryptoEnv.from_segment_frame(frame, config=EnvConfig(episode_length=16), n_envs=4, seed=0)
+    env = BatchCryptoEnv.from_segment_frame(frame, config=EnvConfig(episode_length=16), n_envs=8, seed=0)
     small = {"net_arch": [16, 16]}
     if algo == "PPO":
-        model = stable_baselines3.PPO("MultiInputPolicy", env, n_steps=32, batch_size=64, n_epochs=1, policy_kwargs=small, seed=0)
+        model = stable_baselines3.PPO("MultiInputPolicy", env, n_steps=16, batch_size=64, n_epochs=1, policy_kwargs=small, seed=0)
     else:
         cls = stable_baselines3.SAC if algo == "SAC" else sb3_contrib.TQC
-        model = cls("MultiInputPolicy", env, learning_starts=32, batch_size=32, buffer_size=1000, policy_kwargs=small, seed=0)
+        model = cls("MultiInputPolicy", env, learning_starts=64, batch_size=32, buffer_size=1000, policy_kwargs=small, seed=0)
     model.learn(200)
     assert model.num_timesteps >= 200
     assert len(model.ep_info_buffer) > 0 and all(ep["l"] == 16 for ep in model.ep_info_buffer)

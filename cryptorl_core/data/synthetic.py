@@ -132,7 +132,7 @@ class SyntheticMarketConfig:
     start: str = "2019-01-01"
     n_years: int = 7
     # Regime chain.
-    mean_duration_hours: tuple[float, ...] = (336.0, 240.0, 288.0, 72.0)
+    mean_duration_hours: tuple[float, ...] = (336.0, 240.0, 288.0, 96.0)
     jump_probs: tuple[tuple[float, ...], ...] = (
         (0.0, 0.30, 0.50, 0.20),
         (0.30, 0.0, 0.40, 0.30),
@@ -143,8 +143,8 @@ class SyntheticMarketConfig:
     # Crypto returns.
     btc_start_price: float = 10_000.0
     eth_start_price: float = 300.0
-    drift: tuple[float, ...] = (8.0e-4, -7.0e-4, 0.0, -2.0e-3)
-    vol: tuple[float, ...] = (0.0055, 0.011, 0.003, 0.022)
+    drift: tuple[float, ...] = (9.0e-4, -7.0e-4, 0.0, -2.0e-3)
+    vol: tuple[float, ...] = (0.0055, 0.011, 0.003, 0.025)
     tail_df: float = 5.0
     garch_persistence: float = 0.97
     garch_shock_weight: float = 0.07

@@ -87,7 +87,7 @@ class MAEConfig:
         """Small model and few windows: one segment trains on a 2-core CPU in seconds."""
         return cls(d_model=32, n_heads=2, n_layers=1, dim_feedforward=64, decoder_hidden=32,
                    dropout=0.0, epochs=8, batch_size=128, lr=2e-3, patience=3,
-                   max_train_windows=2048, max_eval_windows=512)
+                   max_train_windows=1024, max_eval_windows=256)
 
     @classmethod
     def full(cls) -> MAEConfig:
