@@ -23,6 +23,7 @@ from cryptorl_core.encoder import (
     train_mae,
     window_ends,
 )
+from cryptorl_core.encoder.model import masked_mse, random_time_mask
 from cryptorl_core.encoder.train import DONE_FILE, STATE_FILE
 from cryptorl_core.encoder.windows import feature_matrix
 from cryptorl_core.schema import EVAL, PURGED, SPLIT_COL, TEST, TRAIN, WINDOW, feature_columns
@@ -132,38 +133,47 @@ def test_masked_input_values_never_reach_encoder_or_decoder(tiny_model: CryptoMA
         assert not torch.allclose(tiny_model.encode(moved, mask), enc_a)
 
 
-def test_loss_counts_masked_steps_only(tiny_model: CryptoMAE) -> None:
-    x = torch.randn(3, WINDOW, 6)
-    mask = tiny_model.sample_mask(3, torch.device("cpu"))
-    with torch.no_grad():
-        loss, recon, _ = tiny_model(x, mask)
-        # Making the reconstruction target exact on visible steps changes nothing.
-        x_vis = torch.where(mask.unsqueeze(-1), x, recon)
-        loss_vis, _, _ = tiny_model(x_vis, mask)
-    assert torch.isclose(loss, loss_vis)
-    expected = ((recon - x) ** 2).mean(-1)[mask].mean()
-    assert torch.isclose(loss, expected)
+def test_loss_counts_masked_steps_only() -> None:
+    recon, target = torch.randn(3, WINDOW, 6), torch.randn(3, WINDOW, 6)
+    mask = random_time_mask(3, WINDOW, TINY.n_masked, torch.device("cpu"))
+    loss = masked_mse(recon, target, mask)
+    assert torch.isclose(loss, ((recon - target) ** 2).mean(-1)[mask].mean())
+    # Errors on visible steps do not count.
+    assert torch.isclose(masked_mse(recon, torch.where(mask.unsqueeze(-1), target, recon + 9.0), mask), loss)
 
 
 # --- training -------------------------------------------------------------------------------
 
-def test_reconstruction_beats_window_mean_baseline(segment_frame: pd.DataFrame, tmp_path) -> None:
-    """On the synthetic segment the MAE reconstructs held-out (eval) masked steps clearly
-    better than predicting each window's per-feature mean of its visible steps."""
-    cfg = MAEConfig.quick().replace(epochs=5, max_train_windows=768, max_eval_windows=256, patience=5)
-    result = train_mae(segment_frame, cfg, tmp_path, device="cpu", progress=False)
-    assert len(result.feature_columns) == len(feature_columns(segment_frame)) > 40
-    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
-
-    windows = SplitWindows.from_frame(segment_frame, EVAL, limit=256)
-    x = next(windows.batches(256))
-    mask = result.model.sample_mask(len(x), torch.device("cpu"), torch.Generator().manual_seed(7))
-    with torch.no_grad():
-        model_loss = float(result.model(x, mask)[0])
+def _window_mean_baseline(x: torch.Tensor, mask: torch.Tensor) -> float:
+    """Masked MSE of predicting each window's per-feature mean of its visible steps."""
     visible = (~mask).unsqueeze(-1).float()
     window_mean = (x * visible).sum(1, keepdim=True) / visible.sum(1, keepdim=True)
-    baseline = float(((window_mean - x) ** 2).mean(-1)[mask].mean())
-    assert model_loss < 0.8 * baseline, (model_loss, baseline)
+    return float(masked_mse(window_mean.expand_as(x), x, mask))
+
+
+def test_reconstruction_beats_window_mean_baseline(tmp_path) -> None:
+    """On held-out (eval) windows the MAE reconstructs masked steps clearly better than
+    predicting each window's per-feature mean of its visible steps."""
+    frame = random_segment_frame(n_train=1200, n_eval=320)
+    cfg = TINY.replace(epochs=6, max_train_windows=768, batch_size=32)
+    result = train_mae(frame, cfg, tmp_path, device="cpu", progress=False)
+    assert result.history[-1]["train_loss"] < 0.7 * result.history[0]["train_loss"]
+    x = next(SplitWindows.from_frame(frame, EVAL).batches(512))
+    mask = random_time_mask(len(x), WINDOW, cfg.n_masked, torch.device("cpu"), torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        model_loss = float(result.model(x, mask)[0])
+    baseline = _window_mean_baseline(x, mask)
+    assert model_loss < 0.6 * baseline, (model_loss, baseline)
+
+
+def test_trains_on_the_synthetic_segment_frame(segment_frame: pd.DataFrame, tmp_path) -> None:
+    """The real feature pipeline's frame: every technical column is an input, the loss falls."""
+    cfg = MAEConfig.quick().replace(epochs=2, max_train_windows=256, max_eval_windows=128)
+    result = train_mae(segment_frame, cfg, tmp_path, device="cpu", progress=False)
+    assert result.feature_columns == feature_columns(segment_frame) and len(result.feature_columns) > 40
+    assert result.norm_fingerprint == segment_frame.attrs["fingerprint"]
+    assert result.history[-1]["eval_loss"] < result.history[0]["eval_loss"]
+    assert result.n_train_windows == 256 and result.n_eval_windows == 128
 
 
 def test_early_stopping_keeps_best_epoch() -> None:

@@ -11,7 +11,12 @@ import importlib.util
 import json
 import logging
 import os
+import pwd
+import shutil
+import socket
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
@@ -72,10 +77,13 @@ def _launcher_config(**overrides: Any) -> dict[str, Any]:
 
 @contextmanager
 def _instance_and_workspace(
-    tmp_path: Path, **launcher_overrides: Any
+    tmp_path: Path, storage: Mapping[str, Any] | None = None, **launcher_overrides: Any
 ) -> Iterator[tuple[DagsterInstance, WorkspaceProcessContext]]:
-    """A temporary instance with our launcher and queue, and an in-process code location."""
-    overrides = {
+    """A temporary instance with our launcher and queue, and an in-process code location.
+
+    :param storage: a ``storage:`` instance config (default: SQLite in the temp dir).
+    """
+    overrides: dict[str, Any] = {
         "run_launcher": {
             "module": "cryptorl_dagster.launcher",
             "class": "CryptoRLRunLauncher",
@@ -97,6 +105,8 @@ def _instance_and_workspace(
         },
         "telemetry": {"enabled": False},
     }
+    if storage is not None:
+        overrides["storage"] = storage
     origin = InProcessCodeLocationOrigin(
         LoadableTargetOrigin(
             executable_path=sys.executable,
@@ -118,12 +128,14 @@ def _instance_and_workspace(
                 instance.run_launcher.join(timeout=60)
 
 
-InstanceFactory = Callable[..., AbstractContextManager[tuple[DagsterInstance, WorkspaceProcessContext]]]
+InstanceFactory = Callable[
+    ..., AbstractContextManager[tuple[DagsterInstance, WorkspaceProcessContext]]
+]
 
 
 @pytest.fixture
 def make_instance(tmp_path: Path) -> InstanceFactory:
-    return lambda **cfg: _instance_and_workspace(tmp_path, **cfg)
+    return lambda **kwargs: _instance_and_workspace(tmp_path, **kwargs)
 
 
 def _create_run(
@@ -239,7 +251,8 @@ def test_gpu_run_gets_cuda_env_and_cpu_run_does_not(make_instance: InstanceFacto
         assert cpu_done.tags[LAUNCH_DECISION_TAG] == "cpu"
 
         decision = [
-            r for r in instance.all_logs(gpu_run.run_id, of_type=DagsterEventType.ENGINE_EVENT)
+            r
+            for r in instance.all_logs(gpu_run.run_id, of_type=DagsterEventType.ENGINE_EVENT)
             if "CryptoRLRunLauncher" in (r.get_dagster_event().message or "")
         ]
         assert decision and "CRYPTORL_DEVICE='cuda'" in decision[0].get_dagster_event().message
@@ -259,7 +272,8 @@ def test_missing_cuda_falls_back_to_cpu_with_warning(make_instance: InstanceFact
         assert env["CRYPTORL_DEVICE"] == "cpu"
         assert env["CRYPTORL_TEST_CUDA_MARK"] is None
         warnings = [
-            r for r in instance.all_logs(run.run_id, of_type=DagsterEventType.ENGINE_EVENT)
+            r
+            for r in instance.all_logs(run.run_id, of_type=DagsterEventType.ENGINE_EVENT)
             if r.level == logging.WARNING
         ]
         assert len(warnings) == 1
@@ -336,9 +350,10 @@ def test_terminate_sends_sigterm_and_run_ends_canceled(
 
         # Terminate from another instance object, as the webserver would: it has only the tags.
         other = DagsterInstance.from_ref(instance.get_ref())
-        assert other.run_launcher.check_run_worker_health(
-            other.get_run_by_id(run.run_id)
-        ).status == WorkerStatus.RUNNING
+        assert (
+            other.run_launcher.check_run_worker_health(other.get_run_by_id(run.run_id)).status
+            == WorkerStatus.RUNNING
+        )
         assert other.run_coordinator.cancel_run(run.run_id)
 
         done = _wait_finished(instance, run.run_id)
@@ -352,3 +367,125 @@ def test_terminate_sends_sigterm_and_run_ends_canceled(
             WorkerStatus.FAILED,
         )
         assert not other.run_launcher.terminate(run.run_id)  # finished: nothing to do
+
+
+# -- Postgres storage (the scale-out path), when a server and dagster-postgres are here -------
+
+
+def _postgres_bin_dir() -> Path | None:
+    """Folder with initdb and postgres: PATH first, then Debian's /usr/lib/postgresql/*/bin."""
+    initdb = shutil.which("initdb")
+    if initdb and shutil.which("postgres"):
+        return Path(os.path.realpath(initdb)).parent
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return candidates[-1].parent if candidates else None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def _postgres_server() -> Iterator[str]:
+    """A throwaway Postgres server on loopback; yields its URL, or skips the test."""
+    pytest.importorskip(
+        "dagster_postgres", reason="dagster-postgres not installed (pip install -e '.[deploy]')"
+    )
+    psycopg2 = pytest.importorskip("psycopg2", reason="psycopg2 not installed")
+    bindir = _postgres_bin_dir()
+    if bindir is None:
+        pytest.skip("no PostgreSQL server binaries (initdb/postgres) on this machine")
+    # initdb and postgres refuse to run as root: drop to the 'postgres' user if we are root.
+    user = None
+    if os.geteuid() == 0:
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no 'postgres' user to run the server")
+    root = Path(tempfile.mkdtemp(prefix="cryptorl-pg-"))
+    data, sockets = root / "data", root / "sock"
+    sockets.mkdir()
+    as_user: dict[str, Any] = {}
+    if user is not None:
+        os.chown(root, user.pw_uid, user.pw_gid)
+        os.chown(sockets, user.pw_uid, user.pw_gid)
+        as_user = {"user": user.pw_uid, "group": user.pw_gid}
+    port = _free_port()
+    server = None
+    try:
+        subprocess.run(
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "dagster",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+            ],
+            check=True,
+            capture_output=True,
+            **as_user,
+        )
+        server = subprocess.Popen(
+            [
+                str(bindir / "postgres"),
+                "-D",
+                str(data),
+                "-p",
+                str(port),
+                "-h",
+                "127.0.0.1",
+                "-k",
+                str(sockets),
+                "-c",
+                "fsync=off",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            **as_user,
+        )
+        url = f"postgresql+psycopg2://dagster@127.0.0.1:{port}/postgres"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                psycopg2.connect(
+                    host="127.0.0.1", port=port, user="dagster", dbname="postgres"
+                ).close()
+                break
+            except psycopg2.OperationalError:
+                assert server.poll() is None, "postgres exited at start-up"
+                assert time.monotonic() < deadline, "postgres did not accept connections"
+                time.sleep(0.3)
+        yield url
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_concurrent_runs_record_all_events_in_postgres(make_instance: InstanceFactory):
+    with _postgres_server() as url:
+        storage = {"postgres": {"postgres_url": url}}
+        with make_instance(storage=storage) as (instance, process_context):
+            workspace = process_context.create_request_context()
+            runs = [_create_run(instance, workspace, "cpu_job") for _ in range(3)]
+            for run in runs:  # three workers writing to the same database at once
+                instance.launch_run(run.run_id, workspace)
+            for run in runs:
+                assert _wait_finished(instance, run.run_id).status == DagsterRunStatus.SUCCESS
+                assert _seen_env(instance, run.run_id)["CRYPTORL_DEVICE"] == "cpu"
+                types = {
+                    r.get_dagster_event().event_type
+                    for r in instance.all_logs(run.run_id)
+                    if r.is_dagster_event
+                }
+                assert {
+                    DagsterEventType.RUN_START,
+                    DagsterEventType.STEP_SUCCESS,
+                    DagsterEventType.RUN_SUCCESS,
+                } <= types

@@ -79,11 +79,11 @@ def test_index_columns_and_metadata(market: MarketData, frame: pd.DataFrame) -> 
 
 def test_ohlcv_valid(frame: pd.DataFrame, btc_ret: pd.Series) -> None:
     for s in SYMBOLS:
-        o, h, l, c, v = (frame[f"{s}_{f}"].to_numpy() for f in OHLCV)
-        assert (np.minimum.reduce([o, h, l, c]) > 0).all(), s
-        assert (h >= np.maximum(o, c)).all(), s
-        assert (l <= np.minimum(o, c)).all(), s
-        assert (v >= 0).all(), s
+        open_, high, low, close, volume = (frame[f"{s}_{f}"].to_numpy() for f in OHLCV)
+        assert (np.minimum.reduce([open_, high, low, close]) > 0).all(), s
+        assert (high >= np.maximum(open_, close)).all(), s
+        assert (low <= np.minimum(open_, close)).all(), s
+        assert (volume >= 0).all(), s
     # Crypto opens sit close to the previous close: gaps are small next to the bar moves.
     gap = np.log(frame["BTC_open"] / frame["BTC_close"].shift()).abs()
     assert gap.median() < 0.1 * btc_ret.abs().median()
@@ -125,9 +125,13 @@ def test_macro_forward_filled_from_past_only(frame: pd.DataFrame) -> None:
         is_open = frame[f"{s}_is_open"].to_numpy() == 1.0
         close = frame[f"{s}_close"].to_numpy()
         # Expected carried value: the last session close at or before each hour.
-        last_close = pd.Series(np.where(is_open, close, np.nan)).ffill().fillna(start_price[s]).to_numpy()
+        last_close = (
+            pd.Series(np.where(is_open, close, np.nan)).ffill().fillna(start_price[s]).to_numpy()
+        )
         for f in ("open", "high", "low", "close"):
-            np.testing.assert_array_equal(frame[f"{s}_{f}"].to_numpy()[~is_open], last_close[~is_open])
+            np.testing.assert_array_equal(
+                frame[f"{s}_{f}"].to_numpy()[~is_open], last_close[~is_open]
+            )
         # Before the first session bar only the configured level is known (no back-fill).
         first = np.argmax(is_open)
         assert first > 0 and (close[:first] == start_price[s]).all()
@@ -207,7 +211,13 @@ def test_macro_linked_to_regime(frame: pd.DataFrame) -> None:
 
 
 def test_prices_in_sane_range(frame: pd.DataFrame) -> None:
-    bounds = {"BTC": (500, 1e6), "ETH": (10, 1e5), "SPX": (500, 2e4), "NASDAQ": (1e3, 5e4), "DXY": (50, 200)}
+    bounds = {
+        "BTC": (500, 1e6),
+        "ETH": (10, 1e5),
+        "SPX": (500, 2e4),
+        "NASDAQ": (1e3, 5e4),
+        "DXY": (50, 200),
+    }
     for s, (lo, hi) in bounds.items():
         close = frame[f"{s}_close"]
         assert lo < close.min() and close.max() < hi, s
@@ -216,25 +226,39 @@ def test_prices_in_sane_range(frame: pd.DataFrame) -> None:
 
 def test_hmm_recovers_regimes(frame: pd.DataFrame, btc_ret: pd.Series) -> None:
     hmm = pytest.importorskip("hmmlearn.hmm")
+    threadpoolctl = pytest.importorskip("threadpoolctl")
     obs = pd.concat([btc_ret.rolling(24).sum(), np.log(btc_ret.rolling(24).std())], axis=1).dropna()
     truth = frame.loc[obs.index, TRUE_REGIME_COL].to_numpy()
     x = ((obs - obs.mean()) / obs.std()).to_numpy()
-    fit_rows = x[::4]  # every 4th hour is plenty to fit and keeps the test fast
+    fit_rows = x[::8]  # every 8th hour is plenty to fit and keeps the test fast
     # A few EM restarts, keeping the best likelihood, as the regime stage does.
-    models = [
-        hmm.GaussianHMM(4, covariance_type="full", n_iter=50, tol=1e-3, random_state=seed).fit(fit_rows)
-        for seed in range(3)
-    ]
-    states = max(models, key=lambda m: m.score(fit_rows)).predict(x)
-    accuracy = max(np.mean(np.asarray(perm)[states] == truth) for perm in itertools.permutations(range(4)))
-    assert accuracy > 0.7
+    # One BLAS thread: the 2x2 covariance algebra is slowed ~20x by thread oversubscription.
+    with threadpoolctl.threadpool_limits(1):
+        models = [
+            hmm.GaussianHMM(4, covariance_type="full", n_iter=30, tol=1e-2, random_state=seed).fit(
+                fit_rows
+            )
+            for seed in range(3)
+        ]
+        states = max(models, key=lambda m: m.score(fit_rows)).predict(x)
+    accuracy = max(
+        np.mean(np.asarray(perm)[states] == truth) for perm in itertools.permutations(range(4))
+    )
+    assert accuracy > 0.75
 
 
 @pytest.mark.parametrize(
     "bad",
     [
         {"drift": (0.0, 0.0, 0.0)},
-        {"jump_probs": ((0.5, 0.5, 0, 0), (0.3, 0, 0.4, 0.3), (0.45, 0.4, 0, 0.15), (0.2, 0.5, 0.3, 0))},
+        {
+            "jump_probs": (
+                (0.5, 0.5, 0, 0),
+                (0.3, 0, 0.4, 0.3),
+                (0.45, 0.4, 0, 0.15),
+                (0.2, 0.5, 0.3, 0),
+            )
+        },
         {"tail_df": 2.0},
         {"btc_eth_corr": 1.0},
         {"mean_duration_hours": (336.0, 240.0, 288.0, 1.0)},
@@ -243,3 +267,14 @@ def test_hmm_recovers_regimes(frame: pd.DataFrame, btc_ret: pd.Series) -> None:
 def test_config_validation(bad: dict) -> None:
     with pytest.raises(ValueError):
         SyntheticMarketConfig(**bad)
+
+
+def test_momentum_rule_profits(btc_ret: pd.Series) -> None:
+    # A trader reading recent returns can profit: long/short the sign of the last 72 h,
+    # acting at the next bar and paying 5 bps per unit of position change.
+    lookback, cost = 72, 5e-4
+    position = np.sign(btc_ret.rolling(lookback).sum()).fillna(0.0)
+    pnl = position.shift(1) * btc_ret - cost * position.diff().abs().shift(1)
+    pnl = pnl.dropna()
+    assert pnl.sum() > 0
+    assert pnl.mean() / pnl.std() * np.sqrt(24 * 365) > 1.0  # annualised Sharpe

@@ -36,6 +36,15 @@ class BacktestConfig:
         fraction of the maximum (uniform over all bins) is flagged collapsed.
     :param plot_figsize: figure size in inches; small, so an embedded base64 PNG stays light.
     :param plot_dpi: figure resolution.
+    :param eval_w_cost: fixed cost weight ``w_cost`` the policy is conditioned on in a backtest
+        (training samples it per episode; a backtest judges one preference, the middle of the
+        training range by default).
+    :param audit_n_states: states sampled (evenly over the window) by the collapse audit's
+        Q-spread and feature attribution.
+    :param audit_q_grid: number of evenly spaced actions in [-1, 1] at which the audit evaluates
+        the critic (21 = the environment's 0.1 position grid).
+    :param stitched_min_segments: fewer stitched test windows than this make the walk-forward
+        summary's PSR / DSR undefined (reported as NaN).
     """
 
     periods_per_year: int = HOURS_PER_YEAR
@@ -54,6 +63,10 @@ class BacktestConfig:
     collapse_min_entropy_frac: float = 0.05
     plot_figsize: tuple[float, float] = (10.0, 4.0)
     plot_dpi: int = 80
+    eval_w_cost: float = 0.5
+    audit_n_states: int = 256
+    audit_q_grid: int = 21
+    stitched_min_segments: int = 1
 
     @classmethod
     def quick(cls) -> BacktestConfig:

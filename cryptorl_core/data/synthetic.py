@@ -76,9 +76,30 @@ class MacroAssetConfig:
 
 def _default_macro_assets() -> tuple[MacroAssetConfig, ...]:
     return (
-        MacroAssetConfig("SPX", 2_500.0, beta=1.0, idio_vol_ratio=0.0, anchor_growth_per_year=0.08, base_volume=3.0e5),
-        MacroAssetConfig("NASDAQ", 6_600.0, beta=1.25, idio_vol_ratio=0.6, anchor_growth_per_year=0.10, base_volume=4.0e5),
-        MacroAssetConfig("DXY", 96.0, beta=-0.25, idio_vol_ratio=0.35, anchor_growth_per_year=0.0, base_volume=1.0e4),
+        MacroAssetConfig(
+            "SPX",
+            2_500.0,
+            beta=1.0,
+            idio_vol_ratio=0.0,
+            anchor_growth_per_year=0.08,
+            base_volume=3.0e5,
+        ),
+        MacroAssetConfig(
+            "NASDAQ",
+            6_600.0,
+            beta=1.25,
+            idio_vol_ratio=0.6,
+            anchor_growth_per_year=0.10,
+            base_volume=4.0e5,
+        ),
+        MacroAssetConfig(
+            "DXY",
+            96.0,
+            beta=-0.25,
+            idio_vol_ratio=0.35,
+            anchor_growth_per_year=0.0,
+            base_volume=1.0e4,
+        ),
     )
 
 
@@ -174,7 +195,14 @@ class SyntheticMarketConfig:
     macro_assets: tuple[MacroAssetConfig, ...] = field(default_factory=_default_macro_assets)
 
     def __post_init__(self) -> None:
-        for name in ("mean_duration_hours", "drift", "vol", "regime_volume_mult", "macro_drift", "macro_vol"):
+        for name in (
+            "mean_duration_hours",
+            "drift",
+            "vol",
+            "regime_volume_mult",
+            "macro_drift",
+            "macro_vol",
+        ):
             if len(getattr(self, name)) != N_REGIMES:
                 raise ValueError(f"{name} needs {N_REGIMES} values (one per regime)")
         jump = np.asarray(self.jump_probs, dtype=float)
@@ -224,7 +252,9 @@ def stationary_distribution(config: SyntheticMarketConfig) -> np.ndarray:
     return pi / pi.sum()
 
 
-def _sample_regimes(config: SyntheticMarketConfig, n_hours: int, rng: np.random.Generator) -> np.ndarray:
+def _sample_regimes(
+    config: SyntheticMarketConfig, n_hours: int, rng: np.random.Generator
+) -> np.ndarray:
     """Hourly regime path, sampled spell by spell (a few hundred spells, not 61k steps).
 
     Geometric spell lengths with success probability ``1 / mean_duration`` are exactly
@@ -295,7 +325,11 @@ def _mean_reverting_log_price(
 
 
 def _ohlc_from_log_path(
-    log_close: np.ndarray, log_prev_close: np.ndarray, gap: np.ndarray, bar_vol: np.ndarray, rng: np.random.Generator
+    log_close: np.ndarray,
+    log_prev_close: np.ndarray,
+    gap: np.ndarray,
+    bar_vol: np.ndarray,
+    rng: np.random.Generator,
 ) -> dict[str, np.ndarray]:
     """Open, high, low and close of bars from their log closes.
 
@@ -347,7 +381,9 @@ def _volume(
 # ---------------------------------------------------------------------------
 
 
-def _crypto_bars(config: SyntheticMarketConfig, regimes: np.ndarray, ss: list[np.random.SeedSequence]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def _crypto_bars(
+    config: SyntheticMarketConfig, regimes: np.ndarray, ss: list[np.random.SeedSequence]
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """BTC and ETH columns, plus BTC's standardised shock (reused by the macro factor)."""
     rng = np.random.default_rng(ss[_STREAM_CRYPTO])
     bar_rng = np.random.default_rng(ss[_STREAM_CRYPTO_BARS])
@@ -367,7 +403,14 @@ def _crypto_bars(config: SyntheticMarketConfig, regimes: np.ndarray, ss: list[np
     cols: dict[str, np.ndarray] = {}
     assets = (
         ("BTC", 1.0, 1.0, z_btc, config.btc_start_price, config.btc_base_volume),
-        ("ETH", config.eth_beta, config.eth_vol_ratio, z_eth, config.eth_start_price, config.eth_base_volume),
+        (
+            "ETH",
+            config.eth_beta,
+            config.eth_vol_ratio,
+            z_eth,
+            config.eth_start_price,
+            config.eth_base_volume,
+        ),
     )
     for symbol, beta, vol_ratio, z, start_price, base_volume in assets:
         bar_vol = vol_ratio * vol * vol_mult
@@ -442,7 +485,11 @@ def _macro_bars(
         idio_z = _student_t(rng, config.macro_tail_df, n_s)
         z = asset.beta * factor_z + asset.idio_vol_ratio * idio_z
         bar_vol = np.sqrt(asset.beta**2 + asset.idio_vol_ratio**2) * factor_vol
-        gap = gap_scale * factor_vol * (asset.beta * factor_gap + asset.idio_vol_ratio * bar_rng.standard_normal(n_s))
+        gap = (
+            gap_scale
+            * factor_vol
+            * (asset.beta * factor_gap + asset.idio_vol_ratio * bar_rng.standard_normal(n_s))
+        )
         increments = asset.beta * factor_drift + factor_vol * z + gap
         log_start = np.log(asset.start_price)
         log_close = _mean_reverting_log_price(
@@ -510,13 +557,13 @@ def generate_synthetic_market(config: SyntheticMarketConfig | None = None) -> Ma
     notes = [
         f"Synthetic 4-regime Markov-switching market, seed={config.seed}, "
         f"{index[0]} to {index[-1]} ({len(index)} hourly bars).",
-        "Crypto: Student-t (df={:g}) shocks, EGARCH-style clustering, BTC/ETH shock corr {:g}, "
-        "mild mean reversion of log prices (half-life {:g} h).".format(
-            config.tail_df, config.btc_eth_corr, config.mean_reversion_half_life_hours
-        ),
-        f"Macro session: weekday bars opening {config.session_first_hour:02d}:00..{config.session_last_hour:02d}:00 "
-        f"{config.session_tz} (holidays ignored); outside it OHLC carry the last close, volume 0, is_open 0.",
+        f"Crypto: Student-t (df={config.tail_df:g}) shocks, EGARCH-style clustering, "
+        f"BTC/ETH shock corr {config.btc_eth_corr:g}, log-price mean reversion "
+        f"(half-life {config.mean_reversion_half_life_hours:g} h).",
+        f"Macro session: weekday bars opening {config.session_first_hour:02d}:00.."
+        f"{config.session_last_hour:02d}:00 {config.session_tz} (holidays ignored); outside it "
+        "OHLC carry the last close, volume 0, is_open 0.",
         "Realised regime shares: "
-        + ", ".join(f"{name} {share:.1%}" for name, share in zip(REGIME_NAMES, shares)),
+        + ", ".join(f"{n} {s:.1%}" for n, s in zip(REGIME_NAMES, shares, strict=True)),
     ]
     return MarketData(frame=frame, source="synthetic", notes=notes)

@@ -48,9 +48,10 @@ Host copies
 -----------
 SB3 wants numpy, so each ``step`` copies one packed ``(k, n_envs)`` tensor to the host:
 ``k = 5`` floats per env (3 observation values, reward, end code), 7 with ``step_info`` (the two
-reward components). Envs that ended that step add 9 floats each (terminal observation and episode
-totals) in a second copy. Actions come in as ``n_envs`` floats. On CUDA each copy is one
-synchronisation, so the step cost is dominated by launch latency, not by bytes.
+reward components). When envs end, their end-of-episode state (10 floats each) and new start
+(2 floats each) follow in a second, small copy, after they are reset on the device (work
+proportional to the number that ended). Actions come in as ``n_envs`` floats. On CUDA each
+copy is one synchronisation, so the step cost is launch latency, not bytes.
 """
 
 from __future__ import annotations
@@ -77,6 +78,35 @@ _RUNNING, _TERMINATED, _TRUNCATED = 0, 1, 2
 OBS_KEYS = ("market", "position", "w_cost")
 
 MODES = ("random", "sequential")
+
+#: Rows of the per-env state matrix. The last five accumulate over an episode.
+STATE_FIELDS = (
+    "position",  # position held now, in [-1, 1]
+    "prev_dpos",  # position change of the previous step (smoothness penalty)
+    "nav",  # net asset value, 1 at the episode start
+    "w_cost",  # the episode's cost weight
+    "episode_reward",  # sum of rewards
+    "fees_paid",  # fee + slippage, in units of the starting NAV
+    "turnover",  # sum of |dpos|
+    "n_trades",  # steps with a position change
+    "steps",  # steps taken
+)
+_POSITION, _PREV_DPOS, _NAV, _W_COST, _EPISODE_REWARD = range(5)
+_STEPS = len(STATE_FIELDS) - 1
+_ACCUMULATORS = slice(_EPISODE_REWARD, len(STATE_FIELDS))
+
+
+class _StateField:
+    """Per-env ``(n_envs,)`` view of one row of the env's state matrix (assignable)."""
+
+    def __init__(self, name: str) -> None:
+        self.index = STATE_FIELDS.index(name)
+
+    def __get__(self, env: BatchCryptoEnv | None, owner: type | None = None) -> Any:
+        return self if env is None else env._state[self.index]
+
+    def __set__(self, env: BatchCryptoEnv, value: Any) -> None:
+        env._state[self.index] = value
 
 
 def row_index(market: torch.Tensor) -> torch.Tensor:
@@ -130,6 +160,16 @@ class BatchCryptoEnv(VecEnv):
     :param dtype: float dtype of the state (float64 for exact comparisons with the reference).
     :param seed: seed of the env's torch generator (start rows, ``w_cost``); random if None.
     """
+
+    position = _StateField("position")
+    prev_dpos = _StateField("prev_dpos")
+    nav = _StateField("nav")
+    w_cost = _StateField("w_cost")
+    episode_reward = _StateField("episode_reward")
+    fees_paid = _StateField("fees_paid")
+    turnover = _StateField("turnover")
+    n_trades = _StateField("n_trades")
+    steps = _StateField("steps")
 
     def __init__(
         self,
@@ -240,15 +280,11 @@ class BatchCryptoEnv(VecEnv):
 
         self.row = zeros(torch.long)  # current bar t of each env
         self.last_row = zeros(torch.long)  # last split row reachable from the episode's start
-        self.steps = zeros(torch.long)  # steps taken in the current episode
-        self.position = zeros()
-        self.prev_dpos = zeros()  # position change of the previous step (smoothness penalty)
-        self.nav = torch.ones(n, device=self.device, dtype=self.dtype)
-        self.w_cost = zeros()
-        self.episode_reward = zeros()
-        self.n_trades = zeros(torch.long)
-        self.fees_paid = zeros()  # fee + slippage, in units of the starting NAV
-        self.turnover = zeros()  # sum of |dpos|
+        # One (n_fields, n_envs) matrix, so an auto-reset is a single torch.where.
+        self._fresh = torch.zeros(len(STATE_FIELDS), n, device=self.device, dtype=self.dtype)
+        self._fresh[_NAV] = 1.0
+        self._state = self._fresh.clone()
+        self._ones = torch.ones(n, device=self.device, dtype=self.dtype)
         self.reward = zeros()
         self.reward_perf = zeros()
         self.reward_cost = zeros()
@@ -259,7 +295,7 @@ class BatchCryptoEnv(VecEnv):
         if self.mode == "sequential":
             return self._start_rows[:1].expand(n)
         pick = torch.randint(len(self._start_rows), (n,), generator=self._generator, device=self.device)
-        return self._start_rows[pick]
+        return self._start_rows.index_select(0, pick)
 
     def _sample_w_cost(self, n: int) -> torch.Tensor:
         if self.w_cost_alpha == 1.0 and self.w_cost_beta == 1.0:
@@ -275,16 +311,15 @@ class BatchCryptoEnv(VecEnv):
         zero = torch.rand(n, generator=self._generator, device=self.device, dtype=self.dtype) < self.w_cost_p_zero
         return w.masked_fill(zero, 0.0)
 
-    def _reset_envs(self, mask: torch.Tensor) -> None:
-        """Start new episodes where ``mask`` is True (branch-free: no host synchronisation)."""
-        n = self.row.shape[0]
-        start = self._sample_start_rows(n)
-        self.row = torch.where(mask, start, self.row)
-        self.last_row = torch.where(mask, self._run_end[start], self.last_row)
-        self.w_cost = torch.where(mask, self._sample_w_cost(n), self.w_cost)
-        self.nav = self.nav.masked_fill(mask, 1.0)
-        for name in ("steps", "position", "prev_dpos", "episode_reward", "n_trades", "fees_paid", "turnover"):
-            setattr(self, name, getattr(self, name).masked_fill(mask, 0))
+    def _reset_envs(self, index: torch.Tensor) -> None:
+        """Start new episodes in the envs listed in ``index`` (work proportional to their number)."""
+        k = index.shape[0]
+        start = self._sample_start_rows(k)
+        self.row.index_copy_(0, index, start)
+        self.last_row.index_copy_(0, index, self._run_end.index_select(0, start))
+        fresh = self._fresh[:, :k].clone()
+        fresh[_W_COST] = self._sample_w_cost(k)
+        self._state.index_copy_(1, index, fresh)
 
     def set_w_cost_distribution(
         self, low: float = 0.0, high: float = 1.0, p_zero: float = 0.0, alpha: float = 1.0, beta: float = 1.0
@@ -311,15 +346,16 @@ class BatchCryptoEnv(VecEnv):
             self._generator.manual_seed(int(self._seeds[0]))
         self._reset_seeds()
         self._reset_options()
-        self._reset_envs(torch.ones(self.num_envs, dtype=torch.bool, device=self.device))
+        self._reset_envs(torch.arange(self.num_envs, device=self.device))
         self.reward.zero_()
-        host = torch.stack([self.row.to(self.dtype), self.position, self.w_cost]).cpu().numpy()
+        state = self._state
+        host = torch.stack([self.row.to(self.dtype), state[_POSITION], state[_W_COST]]).cpu().numpy()
         self.reset_infos = [{} for _ in range(self.num_envs)]
         return self._obs_from_host(host)
 
     def step_async(self, actions: np.ndarray) -> None:
         """Store the actions (``(n_envs, 1)`` or ``(n_envs,)``, target positions in [-1, 1])."""
-        act = torch.as_tensor(np.asarray(actions), device=self.device).to(self.dtype).reshape(-1)
+        act = torch.as_tensor(np.asarray(actions), device=self.device, dtype=self.dtype).reshape(-1)
         if act.shape[0] != self.num_envs:
             raise ValueError(f"expected {self.num_envs} actions, got {act.shape[0]}")
         self._actions = act
@@ -341,61 +377,46 @@ class BatchCryptoEnv(VecEnv):
         if self._actions is None:
             raise RuntimeError("step_wait() called without step_async()")
         cfg = self.config
+        state = self._state
+        position, nav = state[_POSITION], state[_NAV]
         target = self.target_position(self._actions)
         self._actions = None
-        dpos = target - self.position
+        dpos = target - position
         traded = dpos.abs()
-        cost_frac = cfg.cost_rate * traded
+        cost_frac = traded * cfg.cost_rate
         t = self.row
         if cfg.execution_lag == 1:
-            carry = 1.0 + self.position * self._gap[t]
-            growth = carry * (1.0 - cost_frac) * (1.0 + target * self._intrabar[t])
-            traded_nav = self.nav * carry
+            carry = torch.addcmul(self._ones, position, self._gap.index_select(0, t))  # old position over the gap
+            growth = carry * (1.0 - cost_frac) * torch.addcmul(self._ones, target, self._intrabar.index_select(0, t))
+            traded_nav = nav * carry
         else:  # look-ahead cheat, see module docstring
-            growth = (1.0 - cost_frac) * (1.0 + target * self._close_to_close[t])
-            traded_nav = self.nav
+            growth = (1.0 - cost_frac) * torch.addcmul(self._ones, target, self._close_to_close.index_select(0, t))
+            traded_nav = nav
         growth = growth.clamp_min(MIN_GROWTH)
 
         self.reward_perf = cfg.reward_scale * torch.log(growth)
         self.reward_churn = -self.churn_coef * traded
-        self.reward_smooth = -self.smooth_coef * (dpos - self.prev_dpos).square()
+        self.reward_smooth = -self.smooth_coef * (dpos - state[_PREV_DPOS]).square()
         self.reward_cost = self.reward_churn + self.reward_smooth
         cost_weight = self.curriculum_lambda * cfg.max_penalty_scale
-        self.reward = self.reward_perf + cost_weight * self.w_cost * self.reward_cost
+        self.reward = torch.addcmul(self.reward_perf, state[_W_COST], self.reward_cost, value=cost_weight)
 
-        self.fees_paid = self.fees_paid + traded_nav * cost_frac
-        self.nav = self.nav * growth
-        self.turnover = self.turnover + traded
-        self.n_trades = self.n_trades + (traded > 0).long()
-        self.prev_dpos = dpos
-        self.position = target
-        self.row = t + 1
-        self.steps = self.steps + 1
-        self.episode_reward = self.episode_reward + self.reward
-
-        terminated = self.nav <= cfg.bankrupt_nav
-        truncated = ~terminated & ((self.steps >= self._max_steps) | (self.row >= self.last_row))
-        done = terminated | truncated
-        end_code = terminated.long() * _TERMINATED + truncated.long() * _TRUNCATED
-        final = torch.stack(
-            [
-                self.row.to(self.dtype),
-                self.position,
-                self.w_cost,
-                self.episode_reward,
-                self.steps.to(self.dtype),
-                self.nav,
-                self.n_trades.to(self.dtype),
-                self.fees_paid,
-                self.turnover,
-            ]
+        state[_ACCUMULATORS] += torch.stack(
+            [self.reward, traded_nav * cost_frac, traded, (traded > 0).to(self.dtype), self._ones]
         )
-        self._reset_envs(done)
+        nav.mul_(growth)
+        position.copy_(target)
+        state[_PREV_DPOS] = dpos
+        self.row.add_(1)
 
-        packed = [self.row.to(self.dtype), self.position, self.w_cost, self.reward, end_code.to(self.dtype)]
+        terminated = nav <= cfg.bankrupt_nav
+        hit_end = (state[_STEPS] >= self._max_steps) | (self.row >= self.last_row)
+        end_code = torch.where(terminated, float(_TERMINATED), hit_end.to(self.dtype) * _TRUNCATED)
+
+        packed = [self.row.to(self.dtype), position, state[_W_COST], self.reward, end_code]
         if cfg.step_info:
             packed += [self.reward_perf, self.reward_cost]
-        host = torch.stack(packed).cpu().numpy()
+        host = torch.stack(packed).cpu().numpy()  # the one synchronisation of a step without episode ends
         obs = self._obs_from_host(host)
         rewards = host[3].astype(np.float32)
         codes = host[4].astype(np.int64)
@@ -403,37 +424,41 @@ class BatchCryptoEnv(VecEnv):
         infos = self._step_infos(host)
         ended = np.flatnonzero(dones)
         if len(ended):
-            self._add_episode_infos(infos, ended, codes, final)
+            self._end_episodes(ended, codes, obs, infos)
         return obs, rewards, dones, infos
 
+    def _end_episodes(
+        self, ended: np.ndarray, codes: np.ndarray, obs: dict[str, np.ndarray], infos: list[dict[str, Any]]
+    ) -> None:
+        """Record the final state of the envs that ended, reset them, patch their observations."""
+        index = torch.as_tensor(ended, device=self.device)
+        final = torch.cat([self.row.index_select(0, index).to(self.dtype)[None], self._state.index_select(1, index)])
+        self._reset_envs(index)
+        fresh = torch.stack([self.row.index_select(0, index).to(self.dtype), self._state[_W_COST].index_select(0, index)])
+        values = torch.cat([final, fresh]).cpu().numpy()
+        elapsed = round(time.time() - self._t_start, 6)
+        for j, i in enumerate(ended.tolist()):
+            row, *fields, new_row, new_w_cost = values[:, j].tolist()
+            final_i = dict(zip(STATE_FIELDS, fields, strict=True))
+            info = infos[i]
+            info["terminal_observation"] = {key: obs[key][i].copy() for key in OBS_KEYS}
+            info["TimeLimit.truncated"] = bool(codes[i] == _TRUNCATED)
+            info["episode"] = {"r": final_i["episode_reward"], "l": int(final_i["steps"]), "t": elapsed}
+            info["nav"] = final_i["nav"]
+            info["episode_return"] = final_i["nav"] - 1.0
+            info["n_trades"] = int(final_i["n_trades"])
+            info["fees_paid"] = final_i["fees_paid"]
+            info["turnover"] = final_i["turnover"]
+            obs["market"][i, 0], obs["position"][i, 0], obs["w_cost"][i, 0] = new_row, 0.0, new_w_cost
+
     def _obs_from_host(self, host: np.ndarray) -> dict[str, np.ndarray]:
-        return {key: host[i].astype(np.float32).reshape(-1, 1) for i, key in enumerate(OBS_KEYS)}
+        values = host[: len(OBS_KEYS)].astype(np.float32)
+        return {key: values[i].reshape(-1, 1) for i, key in enumerate(OBS_KEYS)}
 
     def _step_infos(self, host: np.ndarray) -> list[dict[str, Any]]:
         if not self.config.step_info:
             return [{} for _ in range(self.num_envs)]
         return [{"reward_perf": p, "reward_cost": c} for p, c in zip(host[5].tolist(), host[6].tolist(), strict=True)]
-
-    def _add_episode_infos(
-        self, infos: list[dict[str, Any]], ended: np.ndarray, codes: np.ndarray, final: torch.Tensor
-    ) -> None:
-        values = final[:, torch.as_tensor(ended, device=self.device)].cpu().numpy()
-        elapsed = round(time.time() - self._t_start, 6)
-        for j, i in enumerate(ended.tolist()):
-            row, position, w_cost, ep_reward, length, nav, n_trades, fees, turnover = values[:, j].tolist()
-            info = infos[i]
-            info["terminal_observation"] = {
-                "market": np.array([row], dtype=np.float32),
-                "position": np.array([position], dtype=np.float32),
-                "w_cost": np.array([w_cost], dtype=np.float32),
-            }
-            info["TimeLimit.truncated"] = bool(codes[i] == _TRUNCATED)
-            info["episode"] = {"r": ep_reward, "l": int(length), "t": elapsed}
-            info["nav"] = nav
-            info["episode_return"] = nav - 1.0
-            info["n_trades"] = int(n_trades)
-            info["fees_paid"] = fees
-            info["turnover"] = turnover
 
     def close(self) -> None:
         """Nothing to release beyond the tensors, which Python frees."""

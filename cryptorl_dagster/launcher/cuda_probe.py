@@ -63,9 +63,13 @@ class CudaProbe:
                 return True, out.strip().splitlines()[0]
             return False, f"nvidia-smi -L lists no GPU: {out.strip()[:200]}"
         ok, out = _run([python, "-c", _TORCH_SNIPPET], self.timeout_s)
-        return (True, "torch.cuda.is_available()") if ok else (
-            False,
-            f"torch.cuda.is_available() is False in {python}: {out.strip()[-200:]}",
+        return (
+            (True, "torch.cuda.is_available()")
+            if ok
+            else (
+                False,
+                f"torch.cuda.is_available() is False in {python}: {out.strip()[-200:]}",
+            )
         )
 
 

@@ -205,7 +205,10 @@ class CryptoRLRunLauncher(RunLauncher, ConfigurableClass):
         # cryptorl/device keeps the *requested* device: it is the run-queue key.
         self._instance.add_run_tags(
             run.run_id,
-            {DEVICE_TAG: run.tags.get(DEVICE_TAG, plan.requested), LAUNCH_DECISION_TAG: plan.decision},
+            {
+                DEVICE_TAG: run.tags.get(DEVICE_TAG, plan.requested),
+                LAUNCH_DECISION_TAG: plan.decision,
+            },
         )
         proc = self._spawn_worker(run, plan)
         self._instance.add_run_tags(

@@ -16,8 +16,15 @@ K8S_CONFIG_TAG = "dagster-k8s/config"
 
 #: Top-level keys K8sRunLauncher accepts in ``dagster-k8s/config``.
 K8S_CONFIG_KEYS = frozenset(
-    {"container_config", "pod_spec_config", "pod_template_spec_metadata", "job_config",
-     "job_spec_config", "job_metadata", "merge_behavior"}
+    {
+        "container_config",
+        "pod_spec_config",
+        "pod_template_spec_metadata",
+        "job_config",
+        "job_spec_config",
+        "job_metadata",
+        "merge_behavior",
+    }
 )
 
 _GPU_K8S_CONFIG: dict[str, Any] = {

@@ -1,0 +1,233 @@
+"""Configuration of the policy stage: algorithm, network, curriculum, evaluation, checkpoints."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from cryptorl_core.env.config import EnvConfig
+
+ALGOS = ("tqc", "sac", "ppo")
+PROFILES = ("quick", "full")
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Everything :func:`~cryptorl_core.agent.train.train_policy` needs besides the data.
+
+    Algorithm
+    ---------
+    :param algo: ``"tqc"`` (sb3-contrib, default), ``"sac"`` or ``"ppo"`` (stable-baselines3).
+    :param total_timesteps: env transitions to train on (all envs together).
+    :param n_envs: parallel environments of the batched training env.
+    :param learning_rate: initial learning rate of every optimiser.
+    :param lr_final: if set, the learning rate decays linearly to this value by the end.
+    :param gamma: discount factor.
+    :param batch_size: transitions per gradient step (PPO: per minibatch).
+    :param buffer_size: replay buffer capacity in transitions (off-policy only).
+    :param learning_starts: transitions collected with random actions before learning.
+    :param train_freq: vector-env steps between two training phases (off-policy).
+    :param gradient_steps: gradient steps per training phase (off-policy).
+    :param tau: Polyak coefficient of the target critics (off-policy).
+    :param ent_coef: entropy coefficient, ``"auto_<init>"`` learns it (TQC/SAC), a float fixes it.
+    :param min_ent_coef: floor of the entropy coefficient (see ``EntropyFloorCallback``).
+    :param use_sde: generalised state-dependent exploration (gSDE).
+    :param sde_sample_freq: vector-env steps between two gSDE noise resamples.
+    :param log_std_init: initial log standard deviation of the (gSDE) policy.
+    :param net_arch: hidden layers of the actor and critic heads after the extractor.
+    :param n_critics: critic networks (TQC/SAC).
+    :param n_quantiles: quantiles per critic (TQC).
+    :param top_quantiles_to_drop_per_net: truncated quantiles per critic (TQC).
+    :param n_steps: rollout length per env (PPO).
+    :param n_epochs: optimisation epochs per rollout (PPO).
+
+    Extractor (:class:`~cryptorl_core.agent.extractor.FoundationFeatureExtractor`)
+    --------------------------------------------------------------------------
+    :param tokens: embedding tokens per row kept from the encoder's window (mean-pooled;
+        must divide the window). The flattened embedding is ``tokens * d_model`` wide.
+    :param features_dim: output width of the fusion projector.
+    :param film_hidden: hidden width of the FiLM generator fed by the 5 HMM columns.
+    :param film_init_std: std of the FiLM output layer's initial weights: gamma starts
+        near 1 and beta near 0, close enough to identity not to scramble the embeddings,
+        far enough from it that the regime already modulates them at step 0.
+    :param cache_dtype: ``"float32"`` or ``"bfloat16"`` (halves the cache; CUDA only).
+
+    Environment and curriculum
+    --------------------------
+    :param env: market mechanics and reward of the training env (``n_envs`` is taken from above).
+    :param discovery_end: end (fraction of training) of the Discovery phase.
+    :param discipline_end: end of the Discipline phase; Consolidation follows.
+    :param churn_discovery: churn penalty at the end of Discovery (ramped from 0).
+    :param churn_final: churn penalty at the end of Discipline (and during Consolidation).
+    :param smooth_final: smoothness penalty at the end of Discipline (ramped from 0 over it).
+    :param lambda_final: ``curriculum_lambda`` reached at the end of Discipline (ramped from 0).
+    :param w_cost_start_high: upper end of the ``w_cost`` range at the start (narrow, cheap).
+    :param w_cost_start_p_zero: share of pure-performance episodes at the start.
+    :param w_cost_final_p_zero: share of pure-performance episodes once widened.
+    :param w_cost_widen_end: fraction of training at which ``w_cost`` spans ``[0, 1]``.
+
+    Evaluation, early stopping, monitoring
+    --------------------------------------
+    :param eval_freq: env transitions between two evaluations on the eval split.
+    :param eval_w_cost: fixed cost weight the evaluated policy is conditioned on.
+    :param patience: evaluations without improvement before early stopping ...
+    :param min_evals: ... which never fires before this many evaluations.
+    :param min_delta: smallest eval-reward gain that counts as an improvement.
+    :param overfit_margin: warn once the train performance reward per step exceeds the
+        eval one by more than this (reward units per step, i.e. ``reward_scale * log``-growth).
+    :param log_freq: vector-env steps between two TensorBoard metric records.
+
+    Checkpoints
+    -----------
+    :param checkpoint_freq: env transitions between two resume checkpoints.
+    :param keep_checkpoints: rotating checkpoints kept on disk.
+    :param save_replay_buffer: store the replay buffer with each checkpoint (exact resume
+        of off-policy learning); without it a resumed run refills the buffer from scratch.
+
+    Collapse floors (documented in docs/AGENT.md)
+    ---------------------------------------------
+    :param min_action_std: the deterministic policy's action std on the eval window must
+        exceed this for the policy to count as not collapsed.
+    :param min_trades: ... and it must trade (change position) at least this often.
+
+    :param seed: seed of weights, replay sampling, exploration and env resets.
+    """
+
+    algo: str = "tqc"
+    total_timesteps: int = 30_000_000
+    n_envs: int = 1024
+    learning_rate: float = 1e-4
+    lr_final: float | None = None
+    gamma: float = 0.95
+    batch_size: int = 2048
+    buffer_size: int = 2_500_000
+    learning_starts: int = 100_000
+    train_freq: int = 1
+    gradient_steps: int = 4
+    tau: float = 0.005
+    ent_coef: str | float = "auto_0.5"
+    min_ent_coef: float = 0.01
+    use_sde: bool = True
+    sde_sample_freq: int = 64
+    log_std_init: float = 0.0
+    net_arch: tuple[int, ...] = (512, 512)
+    n_critics: int = 2
+    n_quantiles: int = 25
+    top_quantiles_to_drop_per_net: int = 2
+    n_steps: int = 64
+    n_epochs: int = 5
+
+    tokens: int = 64
+    features_dim: int = 512
+    film_hidden: int = 64
+    film_init_std: float = 0.05
+    cache_dtype: str = "bfloat16"
+
+    env: EnvConfig = field(default_factory=EnvConfig.full)
+    discovery_end: float = 0.10
+    discipline_end: float = 0.30
+    churn_discovery: float = 0.10
+    churn_final: float = 0.50
+    smooth_final: float = 0.02
+    lambda_final: float = 0.4
+    w_cost_start_high: float = 0.2
+    w_cost_start_p_zero: float = 0.5
+    w_cost_final_p_zero: float = 0.1
+    w_cost_widen_end: float = 0.5
+
+    eval_freq: int = 150_000
+    eval_w_cost: float = 0.5
+    patience: int = 25
+    min_evals: int = 100
+    min_delta: float = 1e-3
+    overfit_margin: float = 0.05
+    log_freq: int = 50
+
+    checkpoint_freq: int = 500_000
+    keep_checkpoints: int = 3
+    save_replay_buffer: bool = True
+
+    min_action_std: float = 0.05
+    min_trades: int = 5
+
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.algo not in ALGOS:
+            raise ValueError(f"algo must be one of {ALGOS}, got {self.algo!r}")
+        if not 0.0 <= self.discovery_end <= self.discipline_end <= 1.0:
+            raise ValueError(
+                f"need 0 <= discovery_end <= discipline_end <= 1, got {self.discovery_end}, {self.discipline_end}")
+        if self.cache_dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"cache_dtype must be 'float32' or 'bfloat16', got {self.cache_dtype!r}")
+        for name in ("total_timesteps", "n_envs", "batch_size", "tokens", "features_dim",
+                     "eval_freq", "checkpoint_freq", "keep_checkpoints", "log_freq"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if isinstance(self.ent_coef, str) and not self.ent_coef.startswith("auto"):
+            raise ValueError(f"ent_coef must be a float or 'auto[_<init>]', got {self.ent_coef!r}")
+
+    # ------------------------------------------------------------------ profiles
+
+    @classmethod
+    def quick(cls) -> AgentConfig:
+        """About a minute of TQC on a 2-core CPU that still learns the synthetic regimes.
+
+        Small nets, 16 envs, few tokens (8 pooled tokens of the quick encoder's 32 channels),
+        one gradient step per 8 transitions.
+        """
+        return cls(
+            total_timesteps=32_000, n_envs=16, learning_rate=1e-3, batch_size=256,
+            buffer_size=50_000, learning_starts=1_024, gradient_steps=2, tau=0.02,
+            net_arch=(64, 64), tokens=8, features_dim=64, film_hidden=32, cache_dtype="float32",
+            env=EnvConfig.quick(), eval_freq=4_000, patience=4, min_evals=6,
+            checkpoint_freq=8_000, keep_checkpoints=2, log_freq=25,
+        )
+
+    @classmethod
+    def full(cls) -> AgentConfig:
+        """The seed's: 30M steps, 1024 envs, batch 2048, buffer 2.5M, lr 1e-4, gamma 0.95,
+        ``ent_coef="auto_0.5"``, gSDE (resample every 64 steps, ``log_std_init=0``), 64 tokens
+        of d_model 256 fused to 512 features; early stopping after 25 evaluations without
+        improvement, never before 100 evaluations."""
+        return cls()
+
+    @classmethod
+    def profile(cls, name: str) -> AgentConfig:
+        """``quick`` or ``full``."""
+        if name not in PROFILES:
+            raise ValueError(f"unknown agent profile {name!r}; choose one of {PROFILES}")
+        return getattr(cls, name)()
+
+    # ------------------------------------------------------------------ (de)serialisation
+
+    def replace(self, **changes: Any) -> AgentConfig:
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples become lists, ``env`` a nested dict)."""
+        return json.loads(json.dumps(asdict(self)))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AgentConfig:
+        """Inverse of :meth:`as_dict`; unknown keys (from newer versions) are ignored."""
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in d.items() if k in known}
+        if isinstance(kwargs.get("env"), dict):
+            env_known = {f.name for f in fields(EnvConfig)}
+            kwargs["env"] = EnvConfig(**{k: v for k, v in kwargs["env"].items() if k in env_known})
+        if "net_arch" in kwargs:
+            kwargs["net_arch"] = tuple(kwargs["net_arch"])
+        return cls(**kwargs)
+
+    def fingerprint(self) -> str:
+        """Short stable hash of every field (a checkpoint only resumes a run with the same one)."""
+        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def env_config(self) -> EnvConfig:
+        """The training env's configuration, with this config's ``n_envs``."""
+        return self.env.with_overrides(n_envs=self.n_envs)

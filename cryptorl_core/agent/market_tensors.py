@@ -1,0 +1,242 @@
+"""The device-resident tensors the agent's feature extractor gathers from.
+
+The environment's observation only carries the row index ``t`` of the current bar (see
+:mod:`cryptorl_core.env.batch_env`). Everything the policy sees about the market lives here,
+once per segment, on the training device:
+
+- ``embeddings`` (cache mode, the default): the frozen encoder's per-row embedding cache
+  ``(n_rows, tokens, d_model)`` from :func:`~cryptorl_core.encoder.encode_all`; row ``t`` is
+  the window ending at ``t``. The encoder runs once per segment, never in a gradient step.
+- ``features`` + ``encoder`` (live mode, for the benchmark): the raw technical matrix
+  ``(n_rows, n_tech)`` and the frozen encoder, which the extractor runs on the gathered
+  ``(64, n_tech)`` windows in every forward pass.
+- ``context``: the 5 HMM columns ``(n_rows, 5)`` (filtered state probabilities and entropy).
+
+None of these tensors is ever a parameter or a persistent buffer of the policy: they are
+attached after construction (:func:`~cryptorl_core.agent.extractor.attach_market`), so they
+are neither pickled into an SB3 zip nor into ``policy_kwargs``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from cryptorl_core.device import resolve_device
+from cryptorl_core.encoder.cache import encode_all, frozen_encoder, pool_tokens
+from cryptorl_core.encoder.checkpoint import EncoderArtifact, EncoderDimensionError, LoadedEncoder
+from cryptorl_core.encoder.model import CryptoMAE
+from cryptorl_core.encoder.windows import feature_matrix
+from cryptorl_core.env.batch_env import gather_rows, gather_windows
+from cryptorl_core.schema import HMM_COLUMNS
+
+MODES = ("cache", "live")
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+@runtime_checkable
+class RegimeContextSource(Protocol):
+    """Anything with the regime stage's ``context(frame)`` (e.g. ``RegimeModel``)."""
+
+    def context(self, frame: pd.DataFrame) -> Any: ...
+
+
+HMMContextLike = pd.DataFrame | np.ndarray | torch.Tensor | RegimeContextSource
+EncoderLike = CryptoMAE | LoadedEncoder | EncoderArtifact | torch.Tensor
+
+
+def hmm_context_array(hmm_context: HMMContextLike, frame: pd.DataFrame | None = None) -> np.ndarray:
+    """The 5 HMM columns of every row of a segment frame as a float32 array.
+
+    :param hmm_context: a frame holding :data:`~cryptorl_core.schema.HMM_COLUMNS`, an
+        ``(n_rows, 5)`` array/tensor, or a regime model with ``context(frame)``.
+    :param frame: the segment frame (required for a regime model; checks the row count).
+    :return: ``(n_rows, 5)`` float32, finite.
+    """
+    if isinstance(hmm_context, RegimeContextSource) and not isinstance(hmm_context, pd.DataFrame | np.ndarray | torch.Tensor):
+        if frame is None:
+            raise ValueError("a regime model needs the segment frame to compute its context")
+        hmm_context = hmm_context.context(frame)
+    if isinstance(hmm_context, pd.DataFrame):
+        missing = [c for c in HMM_COLUMNS if c not in hmm_context.columns]
+        if missing:
+            raise ValueError(f"HMM context lacks columns {missing}")
+        array = hmm_context[list(HMM_COLUMNS)].to_numpy(dtype=np.float32)
+    elif isinstance(hmm_context, torch.Tensor):
+        array = hmm_context.detach().cpu().float().numpy()
+    else:
+        array = np.asarray(hmm_context, dtype=np.float32)
+    if array.ndim != 2 or array.shape[1] != len(HMM_COLUMNS):
+        raise ValueError(f"HMM context must be (n_rows, {len(HMM_COLUMNS)}), got {array.shape}")
+    if frame is not None and array.shape[0] != len(frame):
+        raise ValueError(f"HMM context has {array.shape[0]} rows, the segment frame {len(frame)}")
+    if not np.isfinite(array).all():
+        raise ValueError("HMM context contains NaN or inf")
+    return np.ascontiguousarray(array)
+
+
+def _encoder_model(encoder: CryptoMAE | LoadedEncoder | EncoderArtifact, device: torch.device) -> CryptoMAE:
+    if isinstance(encoder, EncoderArtifact):
+        encoder = encoder.load(device)
+    if isinstance(encoder, LoadedEncoder):
+        encoder = encoder.model
+    return frozen_encoder(encoder.to(device))
+
+
+@dataclass
+class MarketTensors:
+    """Per-row tensors of one segment, on one device (see the module docstring).
+
+    :param context: ``(n_rows, 5)`` float32 HMM context.
+    :param embeddings: ``(n_rows, tokens, d_model)`` embedding cache (cache mode).
+    :param features: ``(n_rows, n_tech)`` float32 technical matrix (live mode).
+    :param encoder: the frozen encoder (live mode); never registered as a submodule.
+    :param tokens: tokens per row the extractor sees.
+    """
+
+    context: torch.Tensor
+    embeddings: torch.Tensor | None = None
+    features: torch.Tensor | None = None
+    encoder: CryptoMAE | None = None
+    tokens: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.embeddings is None) == (self.encoder is None):
+            raise ValueError("give either an embedding cache (cache mode) or features + encoder (live mode)")
+        if self.encoder is not None and self.features is None:
+            raise ValueError("live mode needs the technical feature matrix")
+        if self.embeddings is not None:
+            if self.embeddings.dim() != 3:
+                raise ValueError(f"embedding cache must be (n_rows, tokens, d_model), got {tuple(self.embeddings.shape)}")
+            self.tokens = int(self.embeddings.shape[1])
+        elif self.tokens < 1:
+            self.tokens = self.encoder.config.window
+        if self.encoder is not None and self.encoder.config.window % self.tokens:
+            raise ValueError(f"tokens={self.tokens} must divide the encoder window {self.encoder.config.window}")
+        rows = {"context": self.context.shape[0]}
+        for name in ("embeddings", "features"):
+            value = getattr(self, name)
+            if value is not None:
+                rows[name] = value.shape[0]
+        if len(set(rows.values())) != 1:
+            raise ValueError(f"market tensors disagree on the number of rows: {rows}")
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def mode(self) -> str:
+        """``"cache"`` or ``"live"``."""
+        return "cache" if self.embeddings is not None else "live"
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.context.shape[0])
+
+    @property
+    def d_model(self) -> int:
+        """Embedding width."""
+        return int(self.embeddings.shape[2]) if self.embeddings is not None else self.encoder.d_model
+
+    @property
+    def n_context(self) -> int:
+        return int(self.context.shape[1])
+
+    @property
+    def device(self) -> torch.device:
+        return self.context.device
+
+    def nbytes(self) -> int:
+        """Device memory held (embedding cache or feature matrix, plus the context)."""
+        held = [t for t in (self.context, self.embeddings, self.features) if t is not None]
+        return sum(t.numel() * t.element_size() for t in held)
+
+    # ------------------------------------------------------------------ gathering
+
+    def embeddings_at(self, index: torch.Tensor) -> torch.Tensor:
+        """Float32 embeddings ``(batch, tokens, d_model)`` of the rows in ``index``.
+
+        Live mode runs the frozen encoder on the gathered windows under ``no_grad``.
+        """
+        if self.embeddings is not None:
+            return gather_rows(self.embeddings, index).float()
+        with torch.no_grad():
+            windows = gather_windows(self.features, index, self.encoder.config.window)
+            return pool_tokens(self.encoder.encode(windows).float(), self.tokens)
+
+    def context_at(self, index: torch.Tensor) -> torch.Tensor:
+        """HMM context ``(batch, 5)`` of the rows in ``index``."""
+        return gather_rows(self.context, index)
+
+    def to(self, device: torch.device | str) -> MarketTensors:
+        """The same tensors on ``device`` (self if already there)."""
+        dev = resolve_device(device)
+        if self.device == dev:
+            return self
+        return MarketTensors(
+            context=self.context.to(dev),
+            embeddings=None if self.embeddings is None else self.embeddings.to(dev),
+            features=None if self.features is None else self.features.to(dev),
+            encoder=None if self.encoder is None else frozen_encoder(self.encoder.to(dev)),
+            tokens=self.tokens,
+        )
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def build(
+        cls,
+        frame: pd.DataFrame,
+        hmm_context: HMMContextLike,
+        encoder_or_cache: EncoderLike,
+        tokens: int | None = None,
+        mode: str = "cache",
+        device: torch.device | str = "auto",
+        cache_dtype: str | torch.dtype = "float32",
+        batch_size: int = 512,
+    ) -> MarketTensors:
+        """Build the tensors of a segment frame.
+
+        :param frame: the segment frame (technical columns in the encoder's order).
+        :param hmm_context: the HMM context (frame, array) or the regime model.
+        :param encoder_or_cache: the encoder (model, loaded checkpoint or artifact) or a
+            precomputed cache ``(n_rows, tokens, d_model)``.
+        :param tokens: tokens per row (mean-pooled from the window); ``None``: the whole window,
+            or the cache's.
+        :param mode: ``"cache"`` (encode every row once) or ``"live"`` (encoder in every forward).
+        :param device: where the tensors live.
+        :param cache_dtype: dtype of the cache; bfloat16 is honoured on CUDA only (CPU bf16
+            matmuls are slow and the cache is small there).
+        :param batch_size: windows per encoder pass while building the cache.
+        """
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        dev = resolve_device(device)
+        context = torch.from_numpy(hmm_context_array(hmm_context, frame)).to(dev)
+        if isinstance(encoder_or_cache, torch.Tensor):
+            if mode != "cache":
+                raise ValueError("live mode needs the encoder, not a precomputed cache")
+            cache = encoder_or_cache.to(dev)
+            if cache.dim() != 3 or cache.shape[0] != len(frame):
+                raise EncoderDimensionError(
+                    f"embedding cache has shape {tuple(cache.shape)}, expected ({len(frame)}, tokens, d_model)")
+            if tokens is not None and cache.shape[1] != tokens:
+                cache = pool_tokens(cache.float(), tokens).to(cache.dtype)
+            return cls(context=context, embeddings=cache)
+        columns = list(getattr(encoder_or_cache, "feature_columns", None) or []) or None
+        model = _encoder_model(encoder_or_cache, dev)
+        if mode == "live":
+            features = torch.from_numpy(feature_matrix(frame, columns)).to(dev)
+            if features.shape[1] != model.n_features:
+                raise EncoderDimensionError(
+                    f"segment frame has {features.shape[1]} technical columns, the encoder expects {model.n_features}")
+            return cls(context=context, features=features, encoder=model, tokens=tokens or model.config.window)
+        dtype = _DTYPES[cache_dtype] if isinstance(cache_dtype, str) else cache_dtype
+        if dev.type != "cuda":
+            dtype = torch.float32
+        cache = encode_all(model, frame, batch_size=batch_size, device=dev, dtype=dtype,
+                           tokens=tokens, columns=columns)
+        return cls(context=context, embeddings=cache)

@@ -1,0 +1,217 @@
+"""Backtest report of one walk-forward segment: the agent against the baselines.
+
+Every strategy (the agent and each rule of :mod:`cryptorl_core.backtest.baselines`) runs through
+the same sequential environment over the same window with the same lag and costs
+(:mod:`cryptorl_core.backtest.runner`); the report gathers their metrics into one table, the
+timing quality of their trades, the collapse statistics of the agent's actions and the charts.
+
+:meth:`BacktestReport.save` writes a folder that the walk-forward summary reads back::
+
+    metrics.json        {"key", "split", "start", "end", "metrics": {strategy: {...}},
+                         "collapse": {...}, "collapsed": bool, "collapse_reasons": [...]}
+    steps.parquet       the agent's per-bar record (runner.STEP_COLUMNS)
+    strategies.parquet  nav_<strategy> and position_<strategy> of every strategy, per bar
+    report.md           the metrics table
+    equity.png, position.png, drawdown.png
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from cryptorl_core.backtest.collapse import CollapseStats, collapse_stats, is_collapsed
+from cryptorl_core.backtest.config import BacktestConfig
+from cryptorl_core.backtest.metrics import metrics_markdown, metrics_table
+from cryptorl_core.backtest.plots import drawdown_png, equity_curve_png, position_png
+from cryptorl_core.backtest.runner import ActionFn, BacktestRun, PredictsActions, run_backtest, run_baselines
+from cryptorl_core.env import EnvConfig
+from cryptorl_core.schema import TEST
+
+AGENT = "agent"
+METRICS_FILE = "metrics.json"
+STEPS_FILE = "steps.parquet"
+STRATEGIES_FILE = "strategies.parquet"
+TABLE_FILE = "report.md"
+PLOT_FILES = {"equity": "equity.png", "position": "position.png", "drawdown": "drawdown.png"}
+
+#: Metric keys of the timing-quality table.
+TIMING_KEYS = ("timing_horizon_h", "n_buys", "buy_good_pct", "n_sells", "sell_good_pct")
+
+
+def jsonable(value: Any) -> Any:
+    """Nested dicts/lists with numpy scalars made plain and non-finite floats made ``None``.
+
+    :param value: a metrics dict or any nesting of dicts, lists and scalars.
+    :return: a value ``json.dumps`` accepts with ``allow_nan=False``.
+    """
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (np.integer, np.bool_)):
+        return value.item()
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+@dataclass
+class BacktestReport:
+    """The agent and the baselines over one window.
+
+    :param key: segment key (``2025-Q4``), or any label.
+    :param runs: strategy name to run; ``"agent"`` first.
+    :param config: analytics configuration (timing horizon, collapse thresholds, plots).
+    :param audit: optional extra policy-collapse audit (:func:`~cryptorl_core.backtest.audit.audit_policy`).
+    """
+
+    key: str
+    runs: dict[str, BacktestRun]
+    config: BacktestConfig = field(default_factory=BacktestConfig)
+    audit: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if AGENT not in self.runs:
+            raise ValueError(f"a report needs an {AGENT!r} run, got {list(self.runs)}")
+        self._metrics: dict[str, dict[str, float | str]] | None = None
+
+    @property
+    def agent(self) -> BacktestRun:
+        return self.runs[AGENT]
+
+    @property
+    def metrics(self) -> dict[str, dict[str, float | str]]:
+        """Strategy name to :func:`~cryptorl_core.backtest.metrics.compute_metrics` (computed once)."""
+        if self._metrics is None:
+            self._metrics = {name: run.metrics(self.config) for name, run in self.runs.items()}
+        return self._metrics
+
+    @property
+    def collapse(self) -> CollapseStats:
+        """Action histogram, entropy, modal share and trades of the agent's decisions."""
+        return collapse_stats(self.agent.actions, self.config.action_bin_width)
+
+    def collapse_verdict(self) -> tuple[bool, list[str]]:
+        """``(collapsed, reasons)`` under the configured thresholds."""
+        return is_collapsed(self.collapse, config=self.config)
+
+    def table(self) -> pd.DataFrame:
+        """One row per metric, one column per strategy (raw values)."""
+        return metrics_table(self.metrics)
+
+    def markdown(self) -> str:
+        """The table as markdown, rounded for display."""
+        return metrics_markdown(self.table())
+
+    def timing_table(self) -> pd.DataFrame:
+        """BUY-good / SELL-good shares of every strategy (one row per strategy)."""
+        return pd.DataFrame({k: {n: m[k] for n, m in self.metrics.items()} for k in TIMING_KEYS})
+
+    def plots(self) -> dict[str, bytes]:
+        """Equity of every strategy, the agent's position on the price, drawdowns (PNG bytes)."""
+        navs = {name: run.nav for name, run in self.runs.items()}
+        a = self.agent.steps
+        title = f"{self.key} {self.agent.split}"
+        return {
+            "equity": equity_curve_png(navs, title=f"{title}: equity (growth of 1)", config=self.config),
+            "position": position_png(a["price_close"], a["position"], title=f"{title}: agent position",
+                                     config=self.config),
+            "drawdown": drawdown_png(navs, title=f"{title}: drawdown (%)", config=self.config),
+        }
+
+    def strategies_frame(self) -> pd.DataFrame:
+        """``nav_<name>`` and ``position_<name>`` of every strategy, plus the prices, per bar."""
+        cols = {"price_open": self.agent.steps["price_open"], "price_close": self.agent.steps["price_close"]}
+        for name, run in self.runs.items():
+            cols[f"nav_{name}"] = run.nav
+            cols[f"position_{name}"] = run.positions
+        return pd.DataFrame(cols)
+
+    def summary(self) -> dict[str, Any]:
+        """The contents of ``metrics.json`` (plain JSON types, NaN as null)."""
+        collapsed, reasons = self.collapse_verdict()
+        idx = self.agent.steps.index
+        return jsonable({
+            "key": self.key,
+            "split": self.agent.split,
+            "start": str(idx[0]),
+            "end": str(idx[-1]),
+            "w_cost": self.agent.w_cost,
+            "env_config": self.agent.env_config,
+            "metrics": self.metrics,
+            "collapse": self.collapse.as_dict(),
+            "collapsed": collapsed,
+            "collapse_reasons": reasons,
+            "audit": self.audit,
+        })
+
+    def save(self, directory: str | Path, plots: Mapping[str, bytes] | None = None) -> dict[str, Path]:
+        """Write the report folder (see the module docstring).
+
+        :param directory: target folder (created).
+        :param plots: PNGs from :meth:`plots`, to avoid rendering twice; rendered when None.
+        :return: file role to path.
+        """
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {
+            "metrics": out / METRICS_FILE,
+            "steps": out / STEPS_FILE,
+            "strategies": out / STRATEGIES_FILE,
+            "table": out / TABLE_FILE,
+        }
+        paths["metrics"].write_text(json.dumps(self.summary(), indent=2, allow_nan=False))
+        self.agent.steps.to_parquet(paths["steps"])
+        self.strategies_frame().to_parquet(paths["strategies"])
+        paths["table"].write_text(f"# Backtest {self.key} ({self.agent.split})\n\n{self.markdown()}\n")
+        for name, png in (plots if plots is not None else self.plots()).items():
+            paths[name] = out / PLOT_FILES[name]
+            paths[name].write_bytes(png)
+        return paths
+
+
+def build_report(
+    policy: PredictsActions | ActionFn,
+    frame: pd.DataFrame,
+    split: str = TEST,
+    *,
+    key: str = "",
+    env_config: EnvConfig | None = None,
+    config: BacktestConfig | None = None,
+    device: torch.device | str = "cpu",
+) -> BacktestReport:
+    """Run the agent (deterministic) and every baseline over ``split`` and gather the report.
+
+    :param policy: SB3 model or ``obs -> action`` callable.
+    :param frame: segment frame.
+    :param split: window to test on.
+    :param key: segment key for titles and files.
+    :param env_config: the training env configuration (same lag and costs for everyone).
+    :param config: analytics configuration.
+    :param device: torch device of the envs.
+    :return: the report.
+    """
+    cfg = config or BacktestConfig()
+    runs = {AGENT: run_backtest(policy, frame, split, name=AGENT, env_config=env_config,
+                                w_cost=cfg.eval_w_cost, device=device)}
+    runs.update(run_baselines(frame, split, config=cfg, env_config=env_config, device=device))
+    return BacktestReport(key=key, runs=runs, config=cfg)
+
+
+def read_report_summary(directory: str | Path) -> dict[str, Any]:
+    """``metrics.json`` of a saved report folder."""
+    return json.loads((Path(directory) / METRICS_FILE).read_text())
+
+
+def read_strategies(directory: str | Path) -> pd.DataFrame:
+    """``strategies.parquet`` of a saved report folder (NAV and position of every strategy)."""
+    return pd.read_parquet(Path(directory) / STRATEGIES_FILE)
