@@ -77,7 +77,9 @@ def bench_batch_env(n_envs: int, device: torch.device, cfg: BenchConfig, gather:
     )
     cache = torch.randn(cfg.n_rows, WINDOW * cfg.embed_dim, device=device)
     rng = np.random.default_rng(0)
-    actions = [rng.uniform(-1, 1, size=(n_envs, 1)).astype(np.float32) for _ in range(cfg.n_action_sets)]
+    actions = [
+        rng.uniform(-1, 1, size=(n_envs, 1)).astype(np.float32) for _ in range(cfg.n_action_sets)
+    ]
     env.reset()
     counter = [0]
 
@@ -100,7 +102,9 @@ def bench_forex(cfg: BenchConfig) -> float:
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     def make() -> gym.Env:
-        return gym.make("forex-v0", window_size=WINDOW, frame_bound=(WINDOW, len(FOREX_EURUSD_1H_ASK)))
+        return gym.make(
+            "forex-v0", window_size=WINDOW, frame_bound=(WINDOW, len(FOREX_EURUSD_1H_ASK))
+        )
 
     venv = DummyVecEnv([make for _ in range(cfg.forex_envs)])
     venv.reset()
@@ -122,18 +126,33 @@ def replay_bytes_per_transition(env: BatchCryptoEnv) -> float:
 
     size = 1000
     buf = DictReplayBuffer(size, env.observation_space, env.action_space, device="cpu", n_envs=1)
-    arrays = [*buf.observations.values(), *buf.next_observations.values(), buf.actions, buf.rewards, buf.dones]
+    arrays = [
+        *buf.observations.values(),
+        *buf.next_observations.values(),
+        buf.actions,
+        buf.rewards,
+        buf.dones,
+    ]
     arrays.append(buf.timeouts)
     return sum(a.nbytes for a in arrays) / size
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--n-envs", type=int, nargs="+", default=[1, 64, 1024, 4096])
     parser.add_argument("--seconds", type=float, default=BenchConfig.seconds)
     parser.add_argument("--skip-forex", action="store_true")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (the env is latency-bound; 1 avoids contention)",
+    )
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     cfg = BenchConfig(seconds=args.seconds)
     device = resolve_device(args.device)
 
@@ -154,7 +173,8 @@ def main() -> None:
     env = BatchCryptoEnv.from_arrays(*random_walk(200), np.arange(200), n_envs=1)
     per_transition = replay_bytes_per_transition(env)
     total = per_transition * cfg.replay_transitions
-    raw = 2 * WINDOW * cfg.n_raw_features * 4 * cfg.replay_transitions  # obs + next_obs float32 windows
+    # obs + next_obs float32 windows
+    raw = 2 * WINDOW * cfg.n_raw_features * 4 * cfg.replay_transitions
     print(f"replay_bytes_per_transition: {per_transition:.0f} bytes")
     print(f"replay_memory_{cfg.replay_transitions}: {total / 2**30:.3f} GiB")
     print(f"replay_memory_raw_windows_{cfg.replay_transitions}: {raw / 2**30:.1f} GiB")

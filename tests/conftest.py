@@ -51,7 +51,12 @@ def segment_frame(raw_slice: pd.DataFrame, latest_segment: Segment) -> pd.DataFr
 @pytest.fixture
 def dagster_resources(tmp_path: Path) -> dict:
     """The code location's resources, writing under ``tmp_path`` with the quick profile."""
-    from cryptorl_dagster.resources import ArtifactStore, MarketSource, ParquetFrameIOManager, ProfileResource
+    from cryptorl_dagster.resources import (
+        ArtifactStore,
+        MarketSource,
+        ParquetFrameIOManager,
+        ProfileResource,
+    )
 
     return {
         "artifacts": ArtifactStore(base_dir=str(tmp_path / "artifacts")),

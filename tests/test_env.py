@@ -10,7 +10,14 @@ import pandas as pd
 import pytest
 import torch
 
-from cryptorl_core.env import BatchCryptoEnv, EnvConfig, ReferenceCryptoEnv, SegmentMarket, gather_rows, gather_windows
+from cryptorl_core.env import (
+    BatchCryptoEnv,
+    EnvConfig,
+    ReferenceCryptoEnv,
+    SegmentMarket,
+    gather_rows,
+    gather_windows,
+)
 from cryptorl_core.schema import PRICE_CLOSE_COL, PRICE_OPEN_COL, SPLIT_COL, WINDOW
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -21,7 +28,9 @@ LAYOUT = (("train", 600), ("purged", 10), ("eval", 190), ("purged", 10), ("test"
 EVAL_FIRST, EVAL_LAST = 610, 799
 
 
-def _prices(n: int, seed: int, vol: float = 0.01, gap_vol: float = 0.002) -> tuple[np.ndarray, np.ndarray]:
+def _prices(
+    n: int, seed: int, vol: float = 0.01, gap_vol: float = 0.002
+) -> tuple[np.ndarray, np.ndarray]:
     """I.i.d. log-normal intrabar and overnight-gap returns around a random walk."""
     rng = np.random.default_rng(seed)
     gap, intrabar = rng.normal(0.0, gap_vol, n), rng.normal(0.0, vol, n)
@@ -61,7 +70,8 @@ def test_from_segment_frame_uses_only_split_rows() -> None:
     frame = _segment_frame()
     env = BatchCryptoEnv.from_segment_frame(frame, split="eval", n_envs=256, seed=0)
     starts = env.market.start_rows
-    assert starts[0] == EVAL_FIRST and starts[-1] == EVAL_LAST - 1  # last row has no next bar in the split
+    # last row has no next bar in the split
+    assert starts[0] == EVAL_FIRST and starts[-1] == EVAL_LAST - 1
     obs = env.reset()
     rows = obs["market"][:, 0]
     assert rows.min() >= EVAL_FIRST and rows.max() <= EVAL_LAST - 1
@@ -90,9 +100,13 @@ def test_batched_env_matches_scalar_reference(overrides: dict, device: str) -> N
     """Rewards, components, NAV, positions and episode ends agree step by step, across auto-resets."""
     open_, close = _prices(400, seed=3, vol=0.02)
     valid = np.arange(40, 160)  # short split: random starts near its end are truncated by it
-    cfg = EnvConfig(episode_length=15, churn_coef=0.3, smooth_coef=0.2, curriculum_lambda=0.7, **overrides)
+    cfg = EnvConfig(
+        episode_length=15, churn_coef=0.3, smooth_coef=0.2, curriculum_lambda=0.7, **overrides
+    )
     n_envs = 6
-    env = BatchCryptoEnv.from_arrays(open_, close, valid, cfg, n_envs=n_envs, dtype=torch.float64, device=device, seed=5)
+    env = BatchCryptoEnv.from_arrays(
+        open_, close, valid, cfg, n_envs=n_envs, dtype=torch.float64, device=device, seed=5
+    )
     refs = [ReferenceCryptoEnv(open_, close, valid, cfg) for _ in range(n_envs)]
     obs = env.reset()
     for i, ref in enumerate(refs):
@@ -109,10 +123,13 @@ def test_batched_env_matches_scalar_reference(overrides: dict, device: str) -> N
         for i, ref in enumerate(refs):
             ref_obs, ref_reward, terminated, truncated, ref_info = ref.step(float(actions[i, 0]))
             assert env_reward[i] == pytest.approx(ref_reward, rel=1e-10, abs=1e-12)
-            assert rewards[i] == pytest.approx(ref_reward, rel=1e-5, abs=1e-5)  # float32 copy for SB3
+            # float32 copy for SB3
+            assert rewards[i] == pytest.approx(ref_reward, rel=1e-5, abs=1e-5)
             assert env_perf[i] == pytest.approx(ref_info["reward_perf"], rel=1e-10, abs=1e-12)
             assert env_cost[i] == pytest.approx(ref_info["reward_cost"], rel=1e-10, abs=1e-12)
-            assert infos[i]["reward_perf"] == pytest.approx(ref_info["reward_perf"], rel=1e-10, abs=1e-12)
+            assert infos[i]["reward_perf"] == pytest.approx(
+                ref_info["reward_perf"], rel=1e-10, abs=1e-12
+            )
             assert bool(dones[i]) == (terminated or truncated)
             if dones[i]:
                 n_ends["terminated" if terminated else "truncated"] += 1
@@ -125,7 +142,9 @@ def test_batched_env_matches_scalar_reference(overrides: dict, device: str) -> N
                 assert info["fees_paid"] == pytest.approx(ref.fees_paid, rel=1e-10, abs=1e-15)
                 assert info["turnover"] == pytest.approx(ref.turnover, rel=1e-12)
                 assert info["n_trades"] == ref.n_trades
-                assert info["episode"]["r"] == pytest.approx(ref.episode_reward, rel=1e-10, abs=1e-12)
+                assert info["episode"]["r"] == pytest.approx(
+                    ref.episode_reward, rel=1e-10, abs=1e-12
+                )
                 assert info["episode"]["l"] == ref.steps
                 ref.reset(int(obs["market"][i, 0]), env.w_cost[i].item())
             else:
@@ -155,7 +174,8 @@ def test_sequential_backtest_runs_whole_split_and_auto_resets() -> None:
         if done[0]:
             break
     info = infos[0]
-    assert steps == EVAL_LAST - EVAL_FIRST  # the step from the last row would need a bar outside the split
+    # the step from the last row would need a bar outside the split
+    assert steps == EVAL_LAST - EVAL_FIRST
     assert info["terminal_observation"]["market"][0] == EVAL_LAST
     assert info["TimeLimit.truncated"] and info["episode"]["l"] == steps
     assert info["episode"]["r"] == pytest.approx(sum(rewards), rel=1e-4)
@@ -171,7 +191,8 @@ def test_random_episodes_end_at_length_or_split_end_with_episode_info() -> None:
     obs = env.reset()
     starts = obs["market"][:, 0].astype(np.int64)
     expected_len = np.minimum(cfg.episode_length, train_last - starts)  # never step past the split
-    assert (expected_len < cfg.episode_length).any()  # the seed draws some starts near the split end
+    # the seed draws some starts near the split end
+    assert (expected_len < cfg.episode_length).any()
     ended = np.zeros(256, dtype=bool)
     for k in range(1, cfg.episode_length + 1):
         obs, _, dones, infos = env.step(np.zeros((256, 1), dtype=np.float32))
@@ -196,7 +217,9 @@ def test_observation_is_current_row_and_rewards_ignore_later_bars() -> None:
     cfg = EnvConfig()
     kwargs = {"mode": "sequential", "dtype": torch.float64, "seed": 0}
     full = BatchCryptoEnv.from_arrays(open_, close, np.arange(100, 600), cfg, **kwargs)
-    short = BatchCryptoEnv.from_arrays(open_[: cut + 1], close[: cut + 1], np.arange(100, cut + 1), cfg, **kwargs)
+    short = BatchCryptoEnv.from_arrays(
+        open_[: cut + 1], close[: cut + 1], np.arange(100, cut + 1), cfg, **kwargs
+    )
     obs_full, obs_short = full.reset(), short.reset()
     rng = np.random.default_rng(0)
     for step in range(cut - 100):
@@ -208,12 +231,14 @@ def test_observation_is_current_row_and_rewards_ignore_later_bars() -> None:
         obs_short, r_short, done_short, info_short = short.step(action)
         nav_short = info_short[0]["nav"] if done_short[0] else short.nav[0].item()
         assert r_full[0] == r_short[0] and full.nav[0].item() == nav_short
-        assert done_short[0] == (step == cut - 101)  # the short env ends exactly when its next bar would be past the cut
+        # the short env ends exactly when its next bar would be past the cut
+        assert done_short[0] == (step == cut - 101)
 
 
 def test_gather_windows_only_touches_past_rows() -> None:
     n_rows, n_cols = 300, 3
-    table = torch.arange(n_rows, dtype=torch.float32)[:, None].repeat(1, n_cols)  # value = row index
+    # value = row index
+    table = torch.arange(n_rows, dtype=torch.float32)[:, None].repeat(1, n_cols)
     index = torch.tensor([[0.0], [5.0], [63.0], [200.0], [299.0]])  # float obs, shape (batch, 1)
     windows = gather_windows(table, index)
     assert windows.shape == (5, WINDOW, n_cols)
@@ -222,7 +247,8 @@ def test_gather_windows_only_touches_past_rows() -> None:
     assert (windows.amax(dim=(1, 2)) <= rows).all()  # never after t
     expected = torch.arange(200 - WINDOW + 1, 201, dtype=torch.float32)
     assert torch.equal(windows[3, :, 1], expected)
-    assert torch.equal(windows[1, : WINDOW - 6, 0], torch.zeros(WINDOW - 6))  # short history pads with row 0
+    # short history pads with row 0
+    assert torch.equal(windows[1, : WINDOW - 6, 0], torch.zeros(WINDOW - 6))
     cache = torch.randn(n_rows, 8)
     assert torch.equal(gather_rows(cache, index), cache[[0, 5, 63, 200, 299]])
 
@@ -233,7 +259,9 @@ def test_gather_windows_only_touches_past_rows() -> None:
 def test_discretisation_and_long_only() -> None:
     open_, close = _prices(300, seed=1)
     raw = torch.tensor([0.04, 0.06, -0.37, 1.7, -1.2, 0.96, -0.04])
-    env = BatchCryptoEnv.from_arrays(open_, close, np.arange(300), EnvConfig(), n_envs=7, dtype=torch.float64)
+    env = BatchCryptoEnv.from_arrays(
+        open_, close, np.arange(300), EnvConfig(), n_envs=7, dtype=torch.float64
+    )
     expected = torch.tensor([0.0, 0.1, -0.4, 1.0, -1.0, 1.0, 0.0], dtype=torch.float64)
     assert torch.allclose(env.target_position(raw.double()), expected, atol=1e-12)
     long_only = BatchCryptoEnv.from_arrays(
@@ -247,13 +275,17 @@ def test_discretisation_and_long_only() -> None:
 
 def test_w_cost_distribution_change_applies_at_next_reset() -> None:
     open_, close = _prices(300, seed=2)
-    env = BatchCryptoEnv.from_arrays(open_, close, np.arange(300), EnvConfig(episode_length=3), n_envs=4096, seed=0)
+    env = BatchCryptoEnv.from_arrays(
+        open_, close, np.arange(300), EnvConfig(episode_length=3), n_envs=4096, seed=0
+    )
     before = env.reset()["w_cost"][:, 0]
     assert 0.45 < before.mean() < 0.55  # default uniform [0, 1]
     env.env_method("set_w_cost_distribution", 0.3, 0.3)
     obs, _, dones, _ = env.step(np.zeros((4096, 1), dtype=np.float32))
-    np.testing.assert_array_equal(obs["w_cost"][~dones, 0], before[~dones])  # running episodes keep theirs
-    assert np.allclose(obs["w_cost"][dones], 0.3)  # the few that hit the split end restart with the new one
+    # running episodes keep theirs
+    np.testing.assert_array_equal(obs["w_cost"][~dones, 0], before[~dones])
+    # the few that hit the split end restart with the new one
+    assert np.allclose(obs["w_cost"][dones], 0.3)
     obs = env.reset()
     assert np.allclose(obs["w_cost"], 0.3)
     env.set_w_cost_distribution(0.0, 1.0, p_zero=1.0)
@@ -280,7 +312,9 @@ def test_seed_makes_resets_reproducible() -> None:
 
 def test_curriculum_attributes_settable_through_vecenv_api() -> None:
     open_, close = _prices(300, seed=4)
-    env = BatchCryptoEnv.from_arrays(open_, close, np.arange(200), EnvConfig(), n_envs=8, dtype=torch.float64, seed=0)
+    env = BatchCryptoEnv.from_arrays(
+        open_, close, np.arange(200), EnvConfig(), n_envs=8, dtype=torch.float64, seed=0
+    )
     env.reset()
     action = np.full((8, 1), 0.5, dtype=np.float32)
     env.set_attr("curriculum_lambda", 0.0)
@@ -305,10 +339,15 @@ def test_curriculum_attributes_settable_through_vecenv_api() -> None:
 @pytest.mark.parametrize("lag", [1, 0])
 def test_peeking_policy_profits_only_without_execution_lag(lag: int) -> None:
     """Position = sign(current bar's return) on i.i.d. returns: worthless with lag 1, a money machine with lag 0."""
-    n_rows = 50_000  # long enough that the envs rarely share bars, so their rewards are ~independent
+    # long enough that the envs rarely share bars, so their rewards are ~independent
+    n_rows = 50_000
     open_, close = _prices(n_rows, seed=9, vol=0.01, gap_vol=0.003)
-    cfg = EnvConfig(execution_lag=lag, fee_bps=0.0, slippage_bps=0.0, churn_coef=0.0, smooth_coef=0.0)
-    env = BatchCryptoEnv.from_arrays(open_, close, np.arange(n_rows), cfg, n_envs=64, dtype=torch.float64, seed=0)
+    cfg = EnvConfig(
+        execution_lag=lag, fee_bps=0.0, slippage_bps=0.0, churn_coef=0.0, smooth_coef=0.0
+    )
+    env = BatchCryptoEnv.from_arrays(
+        open_, close, np.arange(n_rows), cfg, n_envs=64, dtype=torch.float64, seed=0
+    )
     obs = env.reset()
     perf = []
     for _ in range(200):
@@ -354,12 +393,15 @@ def test_sb3_env_checker_and_nan_check() -> None:
     from stable_baselines3.common.vec_env import VecCheckNan
 
     frame = _segment_frame()
-    env = BatchCryptoEnv.from_segment_frame(frame, config=EnvConfig(episode_length=10), n_envs=1, seed=0)
+    env = BatchCryptoEnv.from_segment_frame(
+        frame, config=EnvConfig(episode_length=10), n_envs=1, seed=0
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # any SB3 warning about the spaces fails the test
         check_env(_SingleEnvView(env), warn=True)
     checked = VecCheckNan(
-        BatchCryptoEnv.from_segment_frame(frame, n_envs=16, config=EnvConfig(episode_length=10)), raise_exception=True
+        BatchCryptoEnv.from_segment_frame(frame, n_envs=16, config=EnvConfig(episode_length=10)),
+        raise_exception=True,
     )
     checked.reset()
     for _ in range(30):
@@ -372,19 +414,38 @@ def test_sb3_algorithms_learn_on_env(algo: str) -> None:
     import stable_baselines3
 
     frame = _segment_frame()
-    env = BatchCryptoEnv.from_segment_frame(frame, config=EnvConfig(episode_length=16), n_envs=8, seed=0)
+    env = BatchCryptoEnv.from_segment_frame(
+        frame, config=EnvConfig(episode_length=16), n_envs=8, seed=0
+    )
     small = {"net_arch": [16, 16]}
     if algo == "PPO":
-        model = stable_baselines3.PPO("MultiInputPolicy", env, n_steps=16, batch_size=64, n_epochs=1, policy_kwargs=small, seed=0)
+        model = stable_baselines3.PPO(
+            "MultiInputPolicy",
+            env,
+            n_steps=16,
+            batch_size=64,
+            n_epochs=1,
+            policy_kwargs=small,
+            seed=0,
+        )
     else:
         cls = stable_baselines3.SAC if algo == "SAC" else sb3_contrib.TQC
-        model = cls("MultiInputPolicy", env, learning_starts=64, batch_size=32, buffer_size=1000, policy_kwargs=small, seed=0)
+        model = cls(
+            "MultiInputPolicy",
+            env,
+            learning_starts=64,
+            batch_size=32,
+            buffer_size=1000,
+            policy_kwargs=small,
+            seed=0,
+        )
     model.learn(200)
     assert model.num_timesteps >= 200
     assert len(model.ep_info_buffer) > 0 and all(ep["l"] == 16 for ep in model.ep_info_buffer)
     if algo != "PPO":
         stored = model.replay_buffer.observations["market"][: model.replay_buffer.pos]
-        assert stored.min() >= WINDOW - 1 and stored.max() < 600  # only train rows reached the buffer
+        # only train rows reached the buffer
+        assert stored.min() >= WINDOW - 1 and stored.max() < 600
         assert model.replay_buffer.observations["market"].dtype == np.float32
 
 

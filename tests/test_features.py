@@ -8,7 +8,11 @@ import pytest
 from cryptorl_core.features import volatility as vol
 from cryptorl_core.features.config import FeatureConfig
 from cryptorl_core.features.ffd import ffd, ffd_weights, min_stationary_d
-from cryptorl_core.features.pipeline import build_segment_frame, fit_feature_params, transform_features
+from cryptorl_core.features.pipeline import (
+    build_segment_frame,
+    fit_feature_params,
+    transform_features,
+)
 from cryptorl_core.features.technical import is_unscaled
 from cryptorl_core.lookahead import find_lookahead
 from cryptorl_core.schema import PRICE_CLOSE_COL, SPLIT_COL, TRAIN, TRUE_REGIME_COL, feature_columns

@@ -29,7 +29,7 @@ def test_window_lengths_and_purges():
 
 def test_test_windows_tile_without_holes():
     segs = walk_forward_segments(pd.Timestamp("2018-01-01", tz=UTC), pd.Timestamp("2022-12-31 23:00", tz=UTC))
-    for a, b in zip(segs, segs[1:]):
+    for a, b in zip(segs, segs[1:], strict=False):
         assert a.test_end == b.test_start
 
 

@@ -314,7 +314,7 @@ class RolloutStats:
 
 
 def rollout_policy(model: BaseAlgorithm, env: VecEnv, deterministic: bool = True,
-                   reward_scale: float = 1.0) -> RolloutStats:
+                   reward_scale: float = 1.0, seed: int | None = None) -> RolloutStats:
     """Run ``model`` in ``env`` (a ``BatchCryptoEnv``) until each env ends its first episode.
 
     :param model: the trained model (market tensors attached).
@@ -322,7 +322,10 @@ def rollout_policy(model: BaseAlgorithm, env: VecEnv, deterministic: bool = True
     :param deterministic: use the policy's mean action.
     :param reward_scale: the env's ``reward_scale``, to turn final NAV into a per-step
         performance reward.
+    :param seed: reseed the env first (same start rows and cost weights every call).
     """
+    if seed is not None:
+        env.seed(seed)
     obs = env.reset()
     n = env.num_envs
     finished = np.zeros(n, dtype=bool)
@@ -377,6 +380,7 @@ class EvalCallback(StatefulCallback):
     :param train_probe_env: optional env over the train split evaluated the same way (the
         overfitting monitor compares it with the eval split).
     :param reward_scale: the env's ``reward_scale``.
+    :param probe_seed: seed of the train probe's episodes (the same ones at every evaluation).
     :param after_eval: children called after each evaluation (their ``parent`` is this callback).
     """
 
@@ -384,13 +388,14 @@ class EvalCallback(StatefulCallback):
 
     def __init__(self, eval_env: VecEnv, eval_freq: int, best_model_path: str | Path | None = None,
                  train_probe_env: VecEnv | None = None, reward_scale: float = 1.0,
-                 after_eval: Sequence[BaseCallback] = (), verbose: int = 0) -> None:
+                 probe_seed: int | None = 0, after_eval: Sequence[BaseCallback] = (), verbose: int = 0) -> None:
         super().__init__(verbose)
         self.eval_env = eval_env
         self.train_probe_env = train_probe_env
         self.eval_freq = int(eval_freq)
         self.best_model_path = Path(best_model_path) if best_model_path is not None else None
         self.reward_scale = reward_scale
+        self.probe_seed = probe_seed
         self.after_eval = list(after_eval)
         for child in self.after_eval:
             child.parent = self
@@ -415,7 +420,8 @@ class EvalCallback(StatefulCallback):
     def evaluate(self) -> bool:
         """Run one evaluation now; return False if a child asks to stop."""
         result = rollout_policy(self.model, self.eval_env, True, self.reward_scale)
-        train = rollout_policy(self.model, self.train_probe_env, True, self.reward_scale) if self.train_probe_env else None
+        train = rollout_policy(self.model, self.train_probe_env, True, self.reward_scale,
+                               self.probe_seed) if self.train_probe_env else None
         self.last_result, self.last_train_result = result, train
         self.last_improved = result.reward > self.best_reward
         if self.last_improved:

@@ -43,8 +43,6 @@ class BacktestConfig:
         Q-spread and feature attribution.
     :param audit_q_grid: number of evenly spaced actions in [-1, 1] at which the audit evaluates
         the critic (21 = the environment's 0.1 position grid).
-    :param stitched_min_segments: fewer stitched test windows than this make the walk-forward
-        summary's PSR / DSR undefined (reported as NaN).
     """
 
     periods_per_year: int = HOURS_PER_YEAR
@@ -66,7 +64,6 @@ class BacktestConfig:
     eval_w_cost: float = 0.5
     audit_n_states: int = 256
     audit_q_grid: int = 21
-    stitched_min_segments: int = 1
 
     @classmethod
     def quick(cls) -> BacktestConfig:
@@ -84,6 +81,13 @@ class BacktestConfig:
     def full(cls) -> BacktestConfig:
         """A calendar-quarter test window (about 2,200 hourly bars)."""
         return cls()
+
+    @classmethod
+    def profile(cls, name: str) -> BacktestConfig:
+        """``quick`` or ``full``."""
+        if name not in ("quick", "full"):
+            raise ValueError(f"unknown backtest profile {name!r}; choose quick or full")
+        return getattr(cls, name)()
 
     def as_dict(self) -> dict:
         """Plain dict (for run metadata)."""

@@ -154,6 +154,12 @@ class BacktestReport:
             "audit": self.audit,
         })
 
+    def record(self, directory: str | Path) -> BacktestRecord:
+        """The downstream record of this report, saved in ``directory``."""
+        summary = self.summary()
+        return BacktestRecord(key=self.key, directory=str(directory), metrics=summary["metrics"],
+                              collapsed=summary["collapsed"], collapse_reasons=summary["collapse_reasons"])
+
     def save(self, directory: str | Path, plots: Mapping[str, bytes] | None = None) -> dict[str, Path]:
         """Write the report folder (see the module docstring).
 
@@ -177,6 +183,33 @@ class BacktestReport:
             paths[name] = out / PLOT_FILES[name]
             paths[name].write_bytes(png)
         return paths
+
+
+@dataclass(frozen=True)
+class BacktestRecord:
+    """What the ``backtest_report`` stage hands downstream: plain data, picklable anywhere.
+
+    :param key: segment key.
+    :param directory: the published report folder (see the module docstring).
+    :param metrics: strategy name to its metrics (NaN kept as None).
+    :param collapsed: the agent failed a collapse criterion.
+    :param collapse_reasons: the failed criteria.
+    """
+
+    key: str
+    directory: str
+    metrics: dict[str, dict[str, Any]]
+    collapsed: bool
+    collapse_reasons: list[str]
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The metrics table (one column per strategy)."""
+        return metrics_table(self.metrics)
+
+    def markdown(self) -> str:
+        """The metrics table as markdown."""
+        return metrics_markdown(self.table.map(lambda v: np.nan if v is None else v))
 
 
 def build_report(

@@ -65,9 +65,19 @@ import numpy as np
 import pandas as pd
 import torch
 from gymnasium import spaces
-from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
+from stable_baselines3.common.vec_env.base_vec_env import (
+    VecEnv,
+    VecEnvIndices,
+    VecEnvObs,
+    VecEnvStepReturn,
+)
 
-from cryptorl_core.env.config import MIN_GROWTH, EnvConfig, check_w_cost_distribution, resolve_device
+from cryptorl_core.env.config import (
+    MIN_GROWTH,
+    EnvConfig,
+    check_w_cost_distribution,
+    resolve_device,
+)
 from cryptorl_core.env.market import SegmentMarket
 from cryptorl_core.schema import WINDOW
 
@@ -215,7 +225,9 @@ class BatchCryptoEnv(VecEnv):
         self._start_rows = torch.as_tensor(market.start_rows, device=self.device)
         self._run_end = torch.as_tensor(market.run_end, device=self.device)
 
-        self.initial_seed = int(seed) if seed is not None else int(np.random.SeedSequence().entropy % 2**63)
+        self.initial_seed = (
+            int(seed) if seed is not None else int(np.random.SeedSequence().entropy % 2**63)
+        )
         self._generator = torch.Generator(device=self.device)
         self._generator.manual_seed(self.initial_seed)
         self._alloc_state(n)
@@ -294,7 +306,9 @@ class BatchCryptoEnv(VecEnv):
     def _sample_start_rows(self, n: int) -> torch.Tensor:
         if self.mode == "sequential":
             return self._start_rows[:1].expand(n)
-        pick = torch.randint(len(self._start_rows), (n,), generator=self._generator, device=self.device)
+        pick = torch.randint(
+            len(self._start_rows), (n,), generator=self._generator, device=self.device
+        )
         return self._start_rows.index_select(0, pick)
 
     def _sample_w_cost(self, n: int) -> torch.Tensor:
@@ -308,7 +322,10 @@ class BatchCryptoEnv(VecEnv):
             g_b = torch._standard_gamma(shape_b, generator=self._generator)
             unit = g_a / (g_a + g_b)
         w = self.w_cost_low + (self.w_cost_high - self.w_cost_low) * unit
-        zero = torch.rand(n, generator=self._generator, device=self.device, dtype=self.dtype) < self.w_cost_p_zero
+        zero = (
+            torch.rand(n, generator=self._generator, device=self.device, dtype=self.dtype)
+            < self.w_cost_p_zero
+        )
         return w.masked_fill(zero, 0.0)
 
     def _reset_envs(self, index: torch.Tensor) -> None:
@@ -322,7 +339,12 @@ class BatchCryptoEnv(VecEnv):
         self._state.index_copy_(1, index, fresh)
 
     def set_w_cost_distribution(
-        self, low: float = 0.0, high: float = 1.0, p_zero: float = 0.0, alpha: float = 1.0, beta: float = 1.0
+        self,
+        low: float = 0.0,
+        high: float = 1.0,
+        p_zero: float = 0.0,
+        alpha: float = 1.0,
+        beta: float = 1.0,
     ) -> None:
         """Distribution of ``w_cost`` for the episodes that start from now on (envs running keep theirs).
 
@@ -335,7 +357,11 @@ class BatchCryptoEnv(VecEnv):
         :param beta: second Beta shape.
         """
         check_w_cost_distribution(low, high, p_zero, alpha, beta)
-        self.w_cost_low, self.w_cost_high, self.w_cost_p_zero = float(low), float(high), float(p_zero)
+        self.w_cost_low, self.w_cost_high, self.w_cost_p_zero = (
+            float(low),
+            float(high),
+            float(p_zero),
+        )
         self.w_cost_alpha, self.w_cost_beta = float(alpha), float(beta)
 
     # ------------------------------------------------------------------ VecEnv API
@@ -349,7 +375,9 @@ class BatchCryptoEnv(VecEnv):
         self._reset_envs(torch.arange(self.num_envs, device=self.device))
         self.reward.zero_()
         state = self._state
-        host = torch.stack([self.row.to(self.dtype), state[_POSITION], state[_W_COST]]).cpu().numpy()
+        host = (
+            torch.stack([self.row.to(self.dtype), state[_POSITION], state[_W_COST]]).cpu().numpy()
+        )
         self.reset_infos = [{} for _ in range(self.num_envs)]
         return self._obs_from_host(host)
 
@@ -386,11 +414,18 @@ class BatchCryptoEnv(VecEnv):
         cost_frac = traded * cfg.cost_rate
         t = self.row
         if cfg.execution_lag == 1:
-            carry = torch.addcmul(self._ones, position, self._gap.index_select(0, t))  # old position over the gap
-            growth = carry * (1.0 - cost_frac) * torch.addcmul(self._ones, target, self._intrabar.index_select(0, t))
+            # old position over the gap
+            carry = torch.addcmul(self._ones, position, self._gap.index_select(0, t))
+            growth = (
+                carry
+                * (1.0 - cost_frac)
+                * torch.addcmul(self._ones, target, self._intrabar.index_select(0, t))
+            )
             traded_nav = nav * carry
         else:  # look-ahead cheat, see module docstring
-            growth = (1.0 - cost_frac) * torch.addcmul(self._ones, target, self._close_to_close.index_select(0, t))
+            growth = (1.0 - cost_frac) * torch.addcmul(
+                self._ones, target, self._close_to_close.index_select(0, t)
+            )
             traded_nav = nav
         growth = growth.clamp_min(MIN_GROWTH)
 
@@ -399,7 +434,9 @@ class BatchCryptoEnv(VecEnv):
         self.reward_smooth = -self.smooth_coef * (dpos - state[_PREV_DPOS]).square()
         self.reward_cost = self.reward_churn + self.reward_smooth
         cost_weight = self.curriculum_lambda * cfg.max_penalty_scale
-        self.reward = torch.addcmul(self.reward_perf, state[_W_COST], self.reward_cost, value=cost_weight)
+        self.reward = torch.addcmul(
+            self.reward_perf, state[_W_COST], self.reward_cost, value=cost_weight
+        )
 
         state[_ACCUMULATORS] += torch.stack(
             [self.reward, traded_nav * cost_frac, traded, (traded > 0).to(self.dtype), self._ones]
@@ -416,7 +453,8 @@ class BatchCryptoEnv(VecEnv):
         packed = [self.row.to(self.dtype), position, state[_W_COST], self.reward, end_code]
         if cfg.step_info:
             packed += [self.reward_perf, self.reward_cost]
-        host = torch.stack(packed).cpu().numpy()  # the one synchronisation of a step without episode ends
+        # the one synchronisation of a step without episode ends
+        host = torch.stack(packed).cpu().numpy()
         obs = self._obs_from_host(host)
         rewards = host[3].astype(np.float32)
         codes = host[4].astype(np.int64)
@@ -428,13 +466,27 @@ class BatchCryptoEnv(VecEnv):
         return obs, rewards, dones, infos
 
     def _end_episodes(
-        self, ended: np.ndarray, codes: np.ndarray, obs: dict[str, np.ndarray], infos: list[dict[str, Any]]
+        self,
+        ended: np.ndarray,
+        codes: np.ndarray,
+        obs: dict[str, np.ndarray],
+        infos: list[dict[str, Any]],
     ) -> None:
         """Record the final state of the envs that ended, reset them, patch their observations."""
         index = torch.as_tensor(ended, device=self.device)
-        final = torch.cat([self.row.index_select(0, index).to(self.dtype)[None], self._state.index_select(1, index)])
+        final = torch.cat(
+            [
+                self.row.index_select(0, index).to(self.dtype)[None],
+                self._state.index_select(1, index),
+            ]
+        )
         self._reset_envs(index)
-        fresh = torch.stack([self.row.index_select(0, index).to(self.dtype), self._state[_W_COST].index_select(0, index)])
+        fresh = torch.stack(
+            [
+                self.row.index_select(0, index).to(self.dtype),
+                self._state[_W_COST].index_select(0, index),
+            ]
+        )
         values = torch.cat([final, fresh]).cpu().numpy()
         elapsed = round(time.time() - self._t_start, 6)
         for j, i in enumerate(ended.tolist()):
@@ -443,13 +495,21 @@ class BatchCryptoEnv(VecEnv):
             info = infos[i]
             info["terminal_observation"] = {key: obs[key][i].copy() for key in OBS_KEYS}
             info["TimeLimit.truncated"] = bool(codes[i] == _TRUNCATED)
-            info["episode"] = {"r": final_i["episode_reward"], "l": int(final_i["steps"]), "t": elapsed}
+            info["episode"] = {
+                "r": final_i["episode_reward"],
+                "l": int(final_i["steps"]),
+                "t": elapsed,
+            }
             info["nav"] = final_i["nav"]
             info["episode_return"] = final_i["nav"] - 1.0
             info["n_trades"] = int(final_i["n_trades"])
             info["fees_paid"] = final_i["fees_paid"]
             info["turnover"] = final_i["turnover"]
-            obs["market"][i, 0], obs["position"][i, 0], obs["w_cost"][i, 0] = new_row, 0.0, new_w_cost
+            obs["market"][i, 0], obs["position"][i, 0], obs["w_cost"][i, 0] = (
+                new_row,
+                0.0,
+                new_w_cost,
+            )
 
     def _obs_from_host(self, host: np.ndarray) -> dict[str, np.ndarray]:
         values = host[: len(OBS_KEYS)].astype(np.float32)
@@ -458,7 +518,10 @@ class BatchCryptoEnv(VecEnv):
     def _step_infos(self, host: np.ndarray) -> list[dict[str, Any]]:
         if not self.config.step_info:
             return [{} for _ in range(self.num_envs)]
-        return [{"reward_perf": p, "reward_cost": c} for p, c in zip(host[5].tolist(), host[6].tolist(), strict=True)]
+        return [
+            {"reward_perf": p, "reward_cost": c}
+            for p, c in zip(host[5].tolist(), host[6].tolist(), strict=True)
+        ]
 
     def close(self) -> None:
         """Nothing to release beyond the tensors, which Python frees."""
@@ -491,12 +554,20 @@ class BatchCryptoEnv(VecEnv):
         else:
             raise ValueError(f"{attr_name!r} is shared by all envs: set it for all indices")
 
-    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any) -> list[Any]:
+    def env_method(
+        self,
+        method_name: str,
+        *method_args: Any,
+        indices: VecEnvIndices = None,
+        **method_kwargs: Any,
+    ) -> list[Any]:
         """Call a method once on the batched env; its result is repeated once per requested index."""
         result = getattr(self, method_name)(*method_args, **method_kwargs)
         return [result for _ in self._indices(indices)]
 
-    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
+    def env_is_wrapped(
+        self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None
+    ) -> list[bool]:
         """No gym wrappers: episode statistics come from the env itself."""
         return [False for _ in self._indices(indices)]
 

@@ -78,13 +78,19 @@ class EnvConfig:
         if self.episode_length < 1:
             raise ValueError(f"episode_length must be >= 1, got {self.episode_length}")
         if self.execution_lag not in EXECUTION_LAGS:
-            raise ValueError(f"execution_lag must be one of {EXECUTION_LAGS}, got {self.execution_lag}")
+            raise ValueError(
+                f"execution_lag must be one of {EXECUTION_LAGS}, got {self.execution_lag}"
+            )
         if self.fee_bps < 0 or self.slippage_bps < 0:
             raise ValueError("fee_bps and slippage_bps must be >= 0")
         if not 0.0 <= self.position_step <= 1.0:
             raise ValueError(f"position_step must be in [0, 1], got {self.position_step}")
         check_w_cost_distribution(
-            self.w_cost_low, self.w_cost_high, self.w_cost_p_zero, self.w_cost_alpha, self.w_cost_beta
+            self.w_cost_low,
+            self.w_cost_high,
+            self.w_cost_p_zero,
+            self.w_cost_alpha,
+            self.w_cost_beta,
         )
 
     @property
@@ -107,7 +113,9 @@ class EnvConfig:
         return replace(self, **changes)
 
 
-def check_w_cost_distribution(low: float, high: float, p_zero: float, alpha: float, beta: float) -> None:
+def check_w_cost_distribution(
+    low: float, high: float, p_zero: float, alpha: float, beta: float
+) -> None:
     """Raise ``ValueError`` unless the parameters describe a distribution on ``[0, 1]``.
 
     :param low: lower end.

@@ -33,7 +33,9 @@ class SegmentMarket:
 
     def __post_init__(self) -> None:
         if self.open.shape != self.close.shape or self.open.ndim != 1:
-            raise ValueError(f"open and close must be equal 1-D arrays, got {self.open.shape}, {self.close.shape}")
+            raise ValueError(
+                f"open and close must be equal 1-D arrays, got {self.open.shape}, {self.close.shape}"
+            )
         if not (np.all(np.isfinite(self.open)) and np.all(np.isfinite(self.close))):
             raise ValueError("prices must be finite")
         if np.any(self.open <= 0) or np.any(self.close <= 0):

@@ -112,6 +112,13 @@ class ReferenceCryptoEnv:
         self.episode_reward += reward
 
         terminated = self.nav <= cfg.bankrupt_nav
-        truncated = not terminated and (self.steps >= self.max_steps or self.t + 1 not in self.valid)
-        info = {"reward_perf": r_perf, "reward_cost": r_cost, "reward_churn": r_churn, "reward_smooth": r_smooth}
+        truncated = not terminated and (
+            self.steps >= self.max_steps or self.t + 1 not in self.valid
+        )
+        info = {
+            "reward_perf": r_perf,
+            "reward_cost": r_cost,
+            "reward_churn": r_churn,
+            "reward_smooth": r_smooth,
+        }
         return self.observation(), reward, terminated, truncated, info

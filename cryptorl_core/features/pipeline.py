@@ -25,7 +25,6 @@ from cryptorl_core.schema import (
     PRICE_CLOSE_COL,
     PRICE_OPEN_COL,
     SPLIT_COL,
-    TRAIN,
     TRUE_REGIME_COL,
 )
 from cryptorl_core.segments import Segment

@@ -179,7 +179,7 @@ class CryptoRLRunLauncher(RunLauncher, ConfigurableClass):
         """
         requested = requested_device(self._instance, run)
         if requested == CPU:
-            return self._cpu_plan(run, requested, DECISION_CPU, "no GPU-tagged step to execute")
+            return self._cpu_plan(run, requested, DECISION_CPU, "run needs no GPU (tag or steps)")
         available, reason = self.probe.check(self.cuda_python)
         if not available:
             return self._cpu_plan(run, requested, DECISION_CPU_FALLBACK, reason)

@@ -1,0 +1,407 @@
+"""Training of the FiLM-conditioned TQC (or SAC, PPO) agent on one walk-forward segment.
+
+Read :func:`train_policy` top to bottom: market tensors -> envs (train / eval / train probe)
+-> fingerprint -> resume or build the model -> attach the market tensors -> callbacks
+(curriculum, w_cost curriculum, entropy floor, metrics, evaluation with early stopping and
+overfitting monitor, checkpoints) -> learn under a SIGTERM guard -> final files and the best
+model's evaluation.
+
+Leakage: the agent trains on train rows only, is selected on eval rows only; test rows
+are never read here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from sb3_contrib import TQC
+from stable_baselines3 import PPO, SAC
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.utils import LinearSchedule
+
+from cryptorl_core.agent.callbacks import (
+    CheckpointCallback,
+    CurriculumCallback,
+    EarlyStoppingCallback,
+    EntropyFloorCallback,
+    EvalCallback,
+    MetricsCallback,
+    OverfitMonitorCallback,
+    RolloutStats,
+    WCostCurriculumCallback,
+    final_curriculum,
+    rollout_policy,
+)
+from cryptorl_core.agent.checkpointing import (
+    BEST_MODEL_FILE,
+    GracefulTermination,
+    TrainingInterrupted,
+    latest_checkpoint,
+    make_save_fn,
+    mark_done,
+    restore_callback_states,
+)
+from cryptorl_core.agent.config import AgentConfig
+from cryptorl_core.agent.extractor import FoundationFeatureExtractor, attach_market, extractor_kwargs
+from cryptorl_core.agent.market_tensors import EncoderLike, HMMContextLike, MarketTensors
+from cryptorl_core.device import resolve_device
+from cryptorl_core.env import BatchCryptoEnv, SegmentMarket
+from cryptorl_core.schema import EVAL, PRICE_CLOSE_COL, PRICE_OPEN_COL, TRAIN
+from cryptorl_core.seeding import seed_everything
+
+logger = logging.getLogger(__name__)
+
+ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"tqc": TQC, "sac": SAC, "ppo": PPO}
+FINAL_MODEL_FILE = "final_model.zip"
+CONFIG_FILE = "config.json"
+HISTORY_FILE = "history.json"
+#: Envs of the train-window probe the overfitting monitor evaluates beside the eval split.
+TRAIN_PROBE_ENVS = 4
+
+
+def policy_filename(algo: str) -> str:
+    """Name of the published best model: ``tqc.zip`` for the default algorithm."""
+    return f"{algo}.zip"
+
+
+# ---------------------------------------------------------------------------- results
+
+
+@dataclass
+class PolicyTrainResult:
+    """Outcome of :func:`train_policy`.
+
+    :param model: the best model (by eval reward), market tensors attached.
+    :param config: the configuration used.
+    :param model_path: the best model's zip (``tqc.zip``).
+    :param final_model_path: the model at the end of training.
+    :param config_path: ``config.json``.
+    :param evals: one entry per evaluation (step, eval reward, NAV, trades, action std, ...).
+    :param curves: the training metrics history (step, action std / entropy, ent_coef, NAV, ...).
+    :param eval_stats: the best model's deterministic run over the eval split.
+    :param best_step: env transitions at which the best model was saved (-1: never evaluated,
+        the final model is kept).
+    :param stopped_early: whether early stopping ended training.
+    :param num_timesteps: env transitions done in total.
+    :param start_timesteps: env transitions already done when this call started (> 0: resumed).
+    :param train_seconds: wall time of this call's ``learn``.
+    :param env_steps_per_s: env transitions per second of this call (evaluations included).
+    :param overfit_warned_at: step of the first overfitting warning (-1: none).
+    :param collapsed: whether the eval-window action std or trade count is below the floors.
+    :param device: device trained on.
+    :param seed: the seed.
+    :param fingerprint: hash of configuration and data (decides resuming).
+    """
+
+    model: BaseAlgorithm
+    config: AgentConfig
+    model_path: Path
+    final_model_path: Path
+    config_path: Path
+    evals: list[dict[str, float]]
+    curves: list[dict[str, float]]
+    eval_stats: RolloutStats
+    best_step: int
+    stopped_early: bool
+    num_timesteps: int
+    start_timesteps: int
+    train_seconds: float
+    env_steps_per_s: float
+    overfit_warned_at: int
+    collapsed: bool
+    device: str
+    seed: int
+    fingerprint: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def resumed(self) -> bool:
+        return self.start_timesteps > 0
+
+    @property
+    def kept_checkpoint(self) -> str:
+        """Which model was published as the policy."""
+        return f"best eval at step {self.best_step}" if self.best_step >= 0 else "final model (no evaluation)"
+
+    def metrics(self) -> dict[str, Any]:
+        """Scalars for metadata and ``config.json``."""
+        return {
+            "algo": self.config.algo, "num_timesteps": self.num_timesteps,
+            "start_timesteps": self.start_timesteps, "resumed": self.resumed,
+            "best_step": self.best_step, "kept_checkpoint": self.kept_checkpoint,
+            "stopped_early": self.stopped_early, "n_evals": len(self.evals),
+            "train_seconds": self.train_seconds, "env_steps_per_s": self.env_steps_per_s,
+            "overfit_warned_at": self.overfit_warned_at, "collapsed": self.collapsed,
+            "min_action_std": self.config.min_action_std, "min_trades": self.config.min_trades,
+            "device": self.device, "seed": self.seed, "fingerprint": self.fingerprint,
+            **{f"eval_{k}": v for k, v in self.eval_stats.summary().items()},
+        }
+
+
+@dataclass
+class PolicyArtifact:
+    """What the ``tqc_policy`` stage hands downstream: paths and a summary (plain data).
+
+    :param path: the published folder.
+    :param model_path: the best model's zip (``tqc.zip``).
+    :param final_model_path: the model at the end of training.
+    :param config_path: ``config.json`` (agent config, metrics, encoder dimensions).
+    :param algo: ``tqc``, ``sac`` or ``ppo``.
+    :param config: :meth:`AgentConfig.as_dict`.
+    :param metrics: :meth:`PolicyTrainResult.metrics`.
+    :param encoder_path: the ``encoder.pth`` whose embeddings the policy reads.
+    :param d_model: embedding width the policy was built for.
+    :param tokens: tokens per row the policy was built for.
+    """
+
+    path: str
+    model_path: str
+    final_model_path: str
+    config_path: str
+    algo: str
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    encoder_path: str = ""
+    d_model: int = 0
+    tokens: int = 0
+
+    def agent_config(self) -> AgentConfig:
+        return AgentConfig.from_dict(self.config)
+
+    def load(self, market: MarketTensors, device: str | torch.device = "auto", final: bool = False) -> BaseAlgorithm:
+        """Load the policy and attach a segment's market tensors (built with
+        ``MarketTensors.build(frame, hmm_model, encoder, tokens=self.tokens, ...)``)."""
+        path = self.final_model_path if final else self.model_path
+        return load_policy(path, market, self.algo, device)
+
+
+def load_policy(path: str | os.PathLike, market: MarketTensors, algo: str = "tqc",
+                device: str | torch.device = "auto") -> BaseAlgorithm:
+    """Load a saved model and re-attach the market tensors it needs (they are never saved).
+
+    :raises ExtractorDimensionError: the tensors do not fit the saved policy.
+    """
+    model = ALGORITHMS[algo].load(path, device=resolve_device(device))
+    attach_market(model, market)
+    return model
+
+
+# ---------------------------------------------------------------------------- building blocks
+
+
+def make_envs(frame: pd.DataFrame, config: AgentConfig, device: torch.device, seed: int
+              ) -> tuple[BatchCryptoEnv, BatchCryptoEnv, BatchCryptoEnv]:
+    """Training env (train split, random starts), eval env (eval split, one sequential run)
+    and train probe (a few train-split episodes of the eval run's length).
+
+    Evaluation judges the final objective: Consolidation curriculum values and the fixed
+    cost weight ``eval_w_cost``.
+    """
+    train_env = BatchCryptoEnv.from_segment_frame(frame, TRAIN, config.env_config, device=device,
+                                                  n_envs=config.n_envs, seed=seed)
+    final = final_curriculum(config)
+    judged = config.env.with_overrides(
+        curriculum_lambda=final.curriculum_lambda, churn_coef=final.churn_coef, smooth_coef=final.smooth_coef,
+        w_cost_low=config.eval_w_cost, w_cost_high=config.eval_w_cost, w_cost_p_zero=0.0)
+    eval_env = BatchCryptoEnv.from_segment_frame(frame, EVAL, judged.with_overrides(n_envs=1), device=device,
+                                                 mode="sequential", seed=seed)
+    eval_steps = len(SegmentMarket.from_frame(frame, EVAL).start_rows)
+    probe_cfg = judged.with_overrides(n_envs=TRAIN_PROBE_ENVS, episode_length=max(eval_steps, 1))
+    probe_env = BatchCryptoEnv.from_segment_frame(frame, TRAIN, probe_cfg, device=device, seed=seed + 1)
+    return train_env, eval_env, probe_env
+
+
+def build_model(config: AgentConfig, env: BatchCryptoEnv, market: MarketTensors, device: torch.device,
+                seed: int, tensorboard_dir: str | os.PathLike | None = None) -> BaseAlgorithm:
+    """A fresh TQC / SAC / PPO with the foundation extractor (market tensors not attached yet)."""
+    lr = config.learning_rate if config.lr_final is None else LinearSchedule(config.learning_rate, config.lr_final, 1.0)
+    policy_kwargs: dict[str, Any] = {
+        "features_extractor_class": FoundationFeatureExtractor,
+        "features_extractor_kwargs": extractor_kwargs(market.d_model, market.tokens, config.features_dim,
+                                                      config.film_hidden, config.film_init_std, market.n_context),
+        "log_std_init": config.log_std_init,
+    }
+    common = {"learning_rate": lr, "gamma": config.gamma, "use_sde": config.use_sde,
+              "sde_sample_freq": config.sde_sample_freq, "seed": seed, "device": device, "verbose": 0,
+              "tensorboard_log": None if tensorboard_dir is None else str(tensorboard_dir)}
+    if config.algo == "ppo":
+        policy_kwargs["net_arch"] = {"pi": list(config.net_arch), "vf": list(config.net_arch)}
+        # PPO has no learned temperature: a fixed coefficient, at least the floor.
+        ent = float(config.ent_coef) if not isinstance(config.ent_coef, str) else config.min_ent_coef
+        return PPO("MultiInputPolicy", env, n_steps=config.n_steps, batch_size=config.batch_size,
+                   n_epochs=config.n_epochs, ent_coef=max(ent, config.min_ent_coef),
+                   policy_kwargs=policy_kwargs, **common)
+    policy_kwargs["net_arch"] = list(config.net_arch)
+    policy_kwargs["n_critics"] = config.n_critics
+    off_policy = {"buffer_size": config.buffer_size, "batch_size": config.batch_size,
+                  "learning_starts": config.learning_starts, "train_freq": (config.train_freq, "step"),
+                  "gradient_steps": config.gradient_steps, "tau": config.tau, "ent_coef": config.ent_coef}
+    if config.algo == "tqc":
+        policy_kwargs["n_quantiles"] = config.n_quantiles
+        return TQC("MultiInputPolicy", env, top_quantiles_to_drop_per_net=config.top_quantiles_to_drop_per_net,
+                   policy_kwargs=policy_kwargs, **off_policy, **common)
+    return SAC("MultiInputPolicy", env, policy_kwargs=policy_kwargs, **off_policy, **common)
+
+
+def run_fingerprint(config: AgentConfig, market: MarketTensors, frame: pd.DataFrame, seed: int) -> str:
+    """Hash of configuration, seed, prices, HMM context and (a sample of) the embeddings:
+    a checkpoint resumes only a run with the same one."""
+    import hashlib
+
+    h = hashlib.sha256(f"{config.fingerprint()}|{seed}|{market.mode}|{market.tokens}".encode())
+    h.update(frame[[PRICE_OPEN_COL, PRICE_CLOSE_COL]].to_numpy().tobytes())
+    h.update(market.context.detach().cpu().numpy().tobytes())
+    if market.embeddings is not None:
+        stride = max(1, market.n_rows // 64)  # rows, so hashing stays cheap for a 760 MB cache
+        h.update(market.embeddings[::stride].detach().float().cpu().numpy().tobytes())
+    else:
+        for t in market.encoder.state_dict().values():
+            h.update(t.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------- training
+
+
+def train_policy(
+    frame: pd.DataFrame,
+    hmm_context: HMMContextLike,
+    encoder_or_cache: EncoderLike | MarketTensors,
+    config: AgentConfig,
+    out_dir: str | os.PathLike,
+    checkpoint_dir: str | os.PathLike | None = None,
+    device: str | torch.device = "auto",
+    seed: int | None = None,
+    tensorboard_dir: str | os.PathLike | None = None,
+    mode: str = "cache",
+    extra_callbacks: Sequence[BaseCallback] = (),
+) -> PolicyTrainResult:
+    """Train the agent on the train split of a segment and keep the best model on the eval split.
+
+    :param frame: the segment frame (technical columns, ``split``, prices).
+    :param hmm_context: the 5 HMM columns (frame / array) or the regime model (``context(frame)``).
+    :param encoder_or_cache: the frozen encoder (model, loaded checkpoint or artifact), a
+        precomputed embedding cache ``(n_rows, tokens, d_model)``, or ready ``MarketTensors``.
+    :param config: hyper-parameters (:meth:`AgentConfig.quick` / :meth:`AgentConfig.full`).
+    :param out_dir: where ``tqc.zip``, ``final_model.zip``, ``config.json`` and
+        ``history.json`` are written.
+    :param checkpoint_dir: resume folder; a re-run with the same folder (same config and data)
+        continues from its last checkpoint. ``None`` disables checkpoints and resuming.
+    :param device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+    :param seed: seed (default ``config.seed``); recorded in the result.
+    :param tensorboard_dir: TensorBoard log folder (``None``: no TensorBoard files).
+    :param mode: ``"cache"`` (embedding cache) or ``"live"`` (frozen encoder in every forward).
+    :param extra_callbacks: more callbacks, run after the built-in ones (e.g. to interrupt a test).
+    :raises TrainingInterrupted: SIGTERM arrived; a checkpoint was saved first.
+    """
+    dev = resolve_device(device)
+    if str(device).startswith("cuda") and dev.type != "cuda":
+        logger.warning("CUDA requested but not available; training the agent on CPU")
+    seed = config.seed if seed is None else int(seed)
+    seed_everything(seed)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    logger.info("training %s on %s, %d envs, %d steps, seed %d", config.algo, dev, config.n_envs,
+                config.total_timesteps, seed)
+
+    # Market tensors: the encoder runs once here (cache mode), never in a gradient step.
+    if isinstance(encoder_or_cache, MarketTensors):
+        market = encoder_or_cache.to(dev)
+    else:
+        market = MarketTensors.build(frame, hmm_context, encoder_or_cache, tokens=config.tokens, mode=mode,
+                                     device=dev, cache_dtype=config.cache_dtype)
+    train_env, eval_env, probe_env = make_envs(frame, config, dev, seed)
+    fingerprint = run_fingerprint(config, market, frame, seed)
+
+    # Resume from the last checkpoint of the same run, else start fresh.
+    checkpoint = latest_checkpoint(ckpt_dir, fingerprint)
+    algo_cls = ALGORITHMS[config.algo]
+    if checkpoint is not None:
+        model = algo_cls.load(checkpoint.model_path, env=train_env, device=dev,
+                              tensorboard_log=None if tensorboard_dir is None else str(tensorboard_dir))
+        if checkpoint.replay_path.exists() and hasattr(model, "load_replay_buffer"):
+            model.load_replay_buffer(checkpoint.replay_path)
+        logger.info("resuming %s from %s at %d steps", config.algo, checkpoint.path, model.num_timesteps)
+    else:
+        model = build_model(config, train_env, market, dev, seed, tensorboard_dir)
+    attach_market(model, market)
+    start_timesteps = int(model.num_timesteps)
+
+    # Callbacks: curricula, entropy floor, metrics, evaluation (+ early stop, overfit), checkpoints.
+    work_dir = ckpt_dir if ckpt_dir is not None else out
+    best_path = work_dir / BEST_MODEL_FILE
+    early_stop = EarlyStoppingCallback(config.patience, config.min_evals, config.min_delta)
+    overfit = OverfitMonitorCallback(config.overfit_margin)
+    evaluator = EvalCallback(eval_env, config.eval_freq, best_path, train_probe_env=probe_env,
+                             reward_scale=config.env.reward_scale, probe_seed=seed + 1,
+                             after_eval=[early_stop, overfit])
+    metrics = MetricsCallback(config.log_freq)
+    stateful = [evaluator, early_stop, overfit, metrics]
+    callbacks: list[BaseCallback] = [
+        CurriculumCallback(config), WCostCurriculumCallback(config),
+        EntropyFloorCallback(config.min_ent_coef), metrics, evaluator,
+    ]
+    if checkpoint is not None:
+        restore_callback_states(stateful, checkpoint.state.get("callbacks", {}))
+    guard = GracefulTermination()
+    checkpointer = None
+    if ckpt_dir is not None:
+        save_fn = make_save_fn(ckpt_dir, stateful, {"fingerprint": fingerprint, "algo": config.algo},
+                               config.keep_checkpoints, config.save_replay_buffer)
+        checkpointer = CheckpointCallback(save_fn, config.checkpoint_freq, lambda: guard.requested)
+        callbacks.append(checkpointer)
+    callbacks.extend(extra_callbacks)
+
+    # Learn (continuing the step counter on resume), unless a previous call already finished.
+    remaining = config.total_timesteps - model.num_timesteps
+    t0 = time.perf_counter()
+    if remaining > 0 and not early_stop.stopped:
+        with guard:
+            model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=checkpoint is None,
+                        tb_log_name=config.algo, log_interval=1 if config.algo == "ppo" else 4)
+    train_seconds = time.perf_counter() - t0
+    if guard.requested:
+        saved = checkpointer.saved[-1] if checkpointer is not None and checkpointer.saved else None
+        raise TrainingInterrupted(saved, int(model.num_timesteps), guard.signum)
+
+    # Final files: the last model, the best one (or the last if never evaluated), the config.
+    final_path = out / FINAL_MODEL_FILE
+    model.save(final_path)
+    model_path = out / policy_filename(config.algo)
+    shutil.copyfile(best_path if best_path.exists() else final_path, model_path)
+    best = load_policy(model_path, market, config.algo, dev)
+    eval_stats = rollout_policy(best, eval_env, True, config.env.reward_scale)
+    collapsed = eval_stats.action_std < config.min_action_std or eval_stats.n_trades < config.min_trades
+    done = time.perf_counter() - t0
+    result = PolicyTrainResult(
+        model=best, config=config, model_path=model_path, final_model_path=final_path,
+        config_path=out / CONFIG_FILE, evals=evaluator.history, curves=metrics.history,
+        eval_stats=eval_stats, best_step=evaluator.best_step if best_path.exists() else -1,
+        stopped_early=early_stop.stopped, num_timesteps=int(model.num_timesteps),
+        start_timesteps=start_timesteps, train_seconds=train_seconds,
+        env_steps_per_s=(model.num_timesteps - start_timesteps) / max(train_seconds, 1e-9),
+        overfit_warned_at=overfit.warned_at, collapsed=collapsed, device=str(dev), seed=seed,
+        fingerprint=fingerprint, extra={"seconds_total": done, "mode": market.mode,
+                                        "d_model": market.d_model, "tokens": market.tokens},
+    )
+    result.config_path.write_text(json.dumps({"config": config.as_dict(), "metrics": result.metrics(),
+                                              "d_model": market.d_model, "tokens": market.tokens}, indent=2, default=str))
+    (out / HISTORY_FILE).write_text(json.dumps({"evals": result.evals, "curves": result.curves}, default=float))
+    if ckpt_dir is not None:
+        mark_done(ckpt_dir, {"fingerprint": fingerprint, "num_timesteps": result.num_timesteps})
+    if collapsed:
+        logger.warning("policy looks collapsed on the eval window: action std %.3f (floor %.3f), %d trades (floor %d)",
+                       eval_stats.action_std, config.min_action_std, eval_stats.n_trades, config.min_trades)
+    return result

@@ -1,0 +1,271 @@
+"""Compare two saved policies on the same window with the same costs, side by side.
+
+Library use::
+
+    comparison = compare_policies("a/tqc.zip", "b/tqc.zip", frame, "test",
+                                  hmm_context=hmm_frame, encoder="encoder.pth")
+    print(comparison.markdown())
+
+Command line (``cryptorl-compare``), reading a segment's stored artifacts::
+
+    cryptorl-compare --a PATH --b PATH --segment 2025-Q4 [--split test]
+
+The segment frame is ``<storage>/frames/features/<key>.parquet``. A policy built on the
+agent's :class:`~cryptorl_core.agent.extractor.FoundationFeatureExtractor` also needs its
+market tensors: the encoder (``--encoder``, default ``<storage>/artifacts/mae_encoder/<key>/
+encoder.pth``) and the HMM context (``--hmm``: a parquet or CSV file holding the
+:data:`~cryptorl_core.schema.HMM_COLUMNS` for every frame row; by default the first of
+``<storage>/frames/hmm_model/<key>.parquet`` and ``<storage>/artifacts/hmm_model/<key>/*.parquet``
+that holds them, or the features frame itself when it carries them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from cryptorl_core.backtest.config import BacktestConfig
+from cryptorl_core.backtest.metrics import metrics_markdown, metrics_table
+from cryptorl_core.backtest.runner import ActionFn, BacktestRun, PredictsActions, run_backtest
+from cryptorl_core.device import resolve_device
+from cryptorl_core.env import EnvConfig
+from cryptorl_core.schema import HMM_COLUMNS, SPLITS, TEST
+
+PolicyLike = str | os.PathLike | PredictsActions | ActionFn
+
+#: SB3 policy module prefix to the algorithm class that loads it (module, class name).
+ALGORITHMS = {
+    "sb3_contrib.tqc": ("sb3_contrib", "TQC"),
+    "stable_baselines3.sac": ("stable_baselines3", "SAC"),
+    "stable_baselines3.ppo": ("stable_baselines3", "PPO"),
+}
+
+#: Environment variable of the storage root (as the Dagster side sets it).
+STORAGE_ENV = "CRYPTORL_STORAGE"
+ENCODER_FILENAME = "encoder.pth"
+
+
+def algorithm_of(path: str | os.PathLike) -> type:
+    """The SB3 algorithm class that saved ``path`` (from the zip's ``policy_class``).
+
+    :param path: an SB3 ``.zip``.
+    :return: ``TQC``, ``SAC`` or ``PPO``.
+    """
+    with zipfile.ZipFile(path) as z:
+        module = json.loads(z.read("data"))["policy_class"]["__module__"]
+    for prefix, (package, name) in ALGORITHMS.items():
+        if module.startswith(prefix):
+            return getattr(__import__(package, fromlist=[name]), name)
+    raise ValueError(f"{path}: unsupported policy class module {module!r} (known: {sorted(ALGORITHMS)})")
+
+
+def needs_market(model: Any) -> bool:
+    """Whether the model's policy uses the agent's feature extractor (market tensors to attach)."""
+    try:
+        from cryptorl_core.agent.extractor import foundation_extractors
+    except ImportError:
+        return False
+    return bool(foundation_extractors(model))
+
+
+def load_policy(
+    path: str | os.PathLike,
+    frame: pd.DataFrame | None = None,
+    *,
+    hmm_context: Any = None,
+    encoder: Any = None,
+    device: torch.device | str = "cpu",
+) -> Any:
+    """Load a saved SB3 model and, if it uses the agent's extractor, attach the segment's tensors.
+
+    :param path: the model's ``.zip``.
+    :param frame: the segment frame (needed to build the market tensors).
+    :param hmm_context: HMM context of every frame row (frame, array, or a regime model with
+        ``context(frame)``), as :meth:`~cryptorl_core.agent.market_tensors.MarketTensors.build` takes.
+    :param encoder: the encoder (path to ``encoder.pth``, loaded encoder, or embedding cache).
+    :param device: torch device.
+    :return: the model, ready for ``predict``.
+    """
+    dev = resolve_device(device)
+    model = algorithm_of(path).load(str(path), device=dev)
+    if needs_market(model):
+        if frame is None or hmm_context is None or encoder is None:
+            raise ValueError(f"{path} uses the agent's feature extractor: give frame, hmm_context and encoder")
+        from cryptorl_core.agent.extractor import attach_market, foundation_extractors
+        from cryptorl_core.agent.market_tensors import MarketTensors
+
+        if isinstance(encoder, (str, os.PathLike)):
+            from cryptorl_core.encoder.checkpoint import load_encoder
+
+            encoder = load_encoder(encoder, device=dev)
+        tokens = foundation_extractors(model)[0].tokens
+        attach_market(model, MarketTensors.build(frame, hmm_context, encoder, tokens=tokens, device=dev))
+    return model
+
+
+@dataclass
+class Comparison:
+    """Two policies' runs over the same window.
+
+    :param runs: name to run (two entries).
+    :param config: analytics configuration.
+    """
+
+    runs: dict[str, BacktestRun]
+    config: BacktestConfig
+
+    def table(self) -> pd.DataFrame:
+        """One row per metric, one column per policy."""
+        return metrics_table({name: run.metrics(self.config) for name, run in self.runs.items()})
+
+    def markdown(self) -> str:
+        """The table as markdown."""
+        return metrics_markdown(self.table())
+
+
+def compare_policies(
+    policy_a: PolicyLike,
+    policy_b: PolicyLike,
+    frame: pd.DataFrame,
+    split: str = TEST,
+    *,
+    hmm_context: Any = None,
+    encoder: Any = None,
+    names: tuple[str, str] = ("A", "B"),
+    env_config: EnvConfig | None = None,
+    config: BacktestConfig | None = None,
+    device: torch.device | str = "cpu",
+) -> Comparison:
+    """Run two policies (paths to saved models, models or callables) over the same window.
+
+    Both run deterministically through the same sequential env (same lag, fees, slippage,
+    position grid and fixed ``w_cost``).
+
+    :param policy_a: first policy.
+    :param policy_b: second policy.
+    :param frame: segment frame.
+    :param split: window.
+    :param hmm_context: HMM context for models that use the agent's extractor.
+    :param encoder: encoder (or its path, or an embedding cache) for those models.
+    :param names: column names of the two policies.
+    :param env_config: execution and costs (``EnvConfig()`` if None).
+    :param config: analytics configuration.
+    :param device: torch device.
+    :return: the comparison.
+    """
+    cfg = config or BacktestConfig()
+    runs = {}
+    for name, policy in zip(names, (policy_a, policy_b), strict=True):
+        if isinstance(policy, (str, os.PathLike)):
+            policy = load_policy(policy, frame, hmm_context=hmm_context, encoder=encoder, device=device)
+        runs[name] = run_backtest(policy, frame, split, name=name, env_config=env_config,
+                                  w_cost=cfg.eval_w_cost, device=device)
+    return Comparison(runs=runs, config=cfg)
+
+
+# ---------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------
+
+
+def storage_root() -> Path:
+    """``$CRYPTORL_STORAGE`` or ``./storage`` (the same default as the Dagster resources)."""
+    return Path(os.environ.get(STORAGE_ENV) or Path.cwd() / "storage").resolve()
+
+
+def read_hmm_context(path: str | os.PathLike) -> pd.DataFrame:
+    """A parquet or CSV file holding the HMM columns."""
+    p = Path(path)
+    frame = pd.read_csv(p, index_col=0) if p.suffix == ".csv" else pd.read_parquet(p)
+    missing = [c for c in HMM_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{p} lacks the HMM columns {missing}")
+    return frame
+
+
+def default_hmm_context(root: Path, key: str, frame: pd.DataFrame) -> pd.DataFrame | None:
+    """The segment's HMM context from the usual places (see the module docstring), or None."""
+    if all(c in frame.columns for c in HMM_COLUMNS):
+        return frame
+    candidates = [root / "frames" / "hmm_model" / f"{key}.parquet",
+                  *sorted((root / "artifacts" / "hmm_model" / key).glob("*.parquet"))]
+    for path in candidates:
+        if path.is_file():
+            try:
+                return read_hmm_context(path)
+            except ValueError:
+                continue
+    return None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cryptorl-compare",
+        description="Run two saved policies on one segment's window with the same costs; "
+                    "print their metrics side by side.")
+    parser.add_argument("--a", required=True, help="first policy (SB3 .zip)")
+    parser.add_argument("--b", required=True, help="second policy (SB3 .zip)")
+    parser.add_argument("--segment", required=True, help="segment key, e.g. 2025-Q4")
+    parser.add_argument("--split", default=TEST, choices=[s for s in SPLITS if s != "purged"])
+    parser.add_argument("--storage", help=f"storage root (default ${STORAGE_ENV} or ./storage)")
+    parser.add_argument("--frame", help="segment frame parquet (default <storage>/frames/features/<key>.parquet)")
+    parser.add_argument("--encoder", help="encoder.pth (default <storage>/artifacts/mae_encoder/<key>/encoder.pth)")
+    parser.add_argument("--hmm", help="parquet/CSV with the HMM columns of every frame row")
+    parser.add_argument("--fee-bps", type=float, default=EnvConfig.fee_bps)
+    parser.add_argument("--slippage-bps", type=float, default=EnvConfig.slippage_bps)
+    parser.add_argument("--long-only", action="store_true")
+    parser.add_argument("--profile", default="full", choices=("quick", "full"),
+                        help="analytics profile (timing horizon, baseline windows)")
+    parser.add_argument("--device", default="cpu")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``cryptorl-compare``: print the two policies' metrics as a markdown table.
+
+    :param argv: arguments (``sys.argv[1:]`` when None).
+    :return: exit status.
+    """
+    args = build_parser().parse_args(argv)
+    root = Path(args.storage).resolve() if args.storage else storage_root()
+    frame_path = Path(args.frame) if args.frame else root / "frames" / "features" / f"{args.segment}.parquet"
+    if not frame_path.is_file():
+        print(f"no segment frame at {frame_path}: materialize `features` for {args.segment} first",
+              file=sys.stderr)
+        return 2
+    frame = pd.read_parquet(frame_path)
+    encoder = Path(args.encoder) if args.encoder else root / "artifacts" / "mae_encoder" / args.segment / ENCODER_FILENAME
+    hmm = read_hmm_context(args.hmm) if args.hmm else default_hmm_context(root, args.segment, frame)
+    env_config = EnvConfig(fee_bps=args.fee_bps, slippage_bps=args.slippage_bps, long_only=args.long_only)
+    config = BacktestConfig.profile(args.profile)
+    try:
+        comparison = compare_policies(
+            args.a, args.b, frame, args.split, hmm_context=hmm,
+            encoder=encoder if encoder.is_file() else None,
+            names=(Path(args.a).stem + " (A)", Path(args.b).stem + " (B)"),
+            env_config=env_config, config=config, device=args.device,
+        )
+    except (ValueError, FileNotFoundError) as err:
+        print(f"cryptorl-compare: {err}", file=sys.stderr)
+        return 2
+    run = next(iter(comparison.runs.values()))
+    print(f"Segment {args.segment}, {args.split} window {run.steps.index[0]} .. {run.steps.index[-1]} "
+          f"({len(run.steps) - 1} h), fee {args.fee_bps} bps + slippage {args.slippage_bps} bps, "
+          f"lag {env_config.execution_lag} bar, w_cost {run.w_cost}")
+    print(f"A = {args.a}\nB = {args.b}\n")
+    print(comparison.markdown())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

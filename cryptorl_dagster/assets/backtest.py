@@ -1,0 +1,203 @@
+"""``backtest_report`` (per segment), its warn-only collapse check, and ``wfo_summary``.
+
+``backtest_report`` runs the trained policy deterministically over the segment's test window
+through the training environment (one env, sequential, same lag and costs), with the baselines
+on the same window and costs, and publishes the report folder under
+``artifacts/backtest_report/<key>/`` (see :mod:`cryptorl_core.backtest.report`).
+
+``wfo_summary`` has no data input: it reads whatever report folders are published (an
+IO-manager input over all partitions fails on the unmaterialized ones) and lists the missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from cryptorl_core.backtest.audit import audit_policy
+from cryptorl_core.backtest.collapse import collapse_stats, is_collapsed
+from cryptorl_core.backtest.compare import load_policy
+from cryptorl_core.backtest.config import BacktestConfig
+from cryptorl_core.backtest.report import (
+    AGENT,
+    STEPS_FILE,
+    TIMING_KEYS,
+    BacktestRecord,
+    build_report,
+    jsonable,
+)
+from cryptorl_core.backtest.summary import summarize_folders
+from cryptorl_core.device import resolve_device
+from cryptorl_core.env import EnvConfig
+from cryptorl_core.schema import TEST
+from cryptorl_dagster.metadata import markdown_table, png_markdown
+from cryptorl_dagster.partitions import segment_partitions
+from cryptorl_dagster.resources import ArtifactStore, ProfileResource
+
+REPORT_ASSET = "backtest_report"
+SUMMARY_ASSET = "wfo_summary"
+
+#: Agent metrics repeated as top-level metadata entries (plotted over partitions by the UI).
+HEADLINE_KEYS = ("total_return_pct", "sharpe", "max_drawdown_pct", "n_trades", "alpha_return_pct",
+                 "alpha_sharpe", "buy_good_pct", "sell_good_pct")
+
+
+def backtest_configs(profile: ProfileResource, policy: Any = None) -> tuple[EnvConfig, BacktestConfig]:
+    """The training env configuration (same lag and costs) and the analytics configuration.
+
+    :param profile: the pipeline profile.
+    :param policy: the ``tqc_policy`` value; its ``config`` (an ``AgentConfig``) wins when present.
+    :return: ``(env_config, backtest_config)``; the backtest conditions the policy on the
+        agent's ``eval_w_cost``, as its evaluation during training did.
+    """
+    from cryptorl_core.agent.config import AgentConfig
+
+    agent = getattr(policy, "config", None)
+    if isinstance(agent, dict):
+        agent = AgentConfig.from_dict(agent)
+    if not isinstance(agent, AgentConfig):
+        agent = AgentConfig.profile(profile.name)
+    pipeline = profile.pipeline()
+    backtest = getattr(pipeline, "backtest", None) or BacktestConfig.profile(profile.name)
+    return agent.env, dataclasses.replace(backtest, eval_w_cost=agent.eval_w_cost)
+
+
+def policy_path(tqc_policy: Any) -> str:
+    """The saved model's path, from a policy artifact (``.path``) or a plain path."""
+    path = getattr(tqc_policy, "path", tqc_policy)
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"tqc_policy must carry the path of the saved model, got {type(tqc_policy).__name__}")
+    return os.fspath(path)
+
+
+def hmm_context_source(hmm_model: Any) -> Any:
+    """The HMM context as :meth:`MarketTensors.build` takes it: a frame of the HMM columns, an
+    array, or a regime model with ``context(frame)``; an artifact with ``load()`` is loaded."""
+    if hasattr(hmm_model, "context") or isinstance(hmm_model, pd.DataFrame):
+        return hmm_model
+    if hasattr(hmm_model, "load"):
+        return hmm_model.load()
+    return hmm_model
+
+
+def _metrics_frame(metrics: dict[str, dict[str, Any]], keys: tuple[str, ...]) -> pd.DataFrame:
+    frame = pd.DataFrame({k: {n: m.get(k) for n, m in metrics.items()} for k in keys})
+    frame.index.name = "strategy"
+    return frame
+
+
+@dg.asset(
+    partitions_def=segment_partitions,
+    group_name="backtest",
+    kinds={"pytorch"},
+)
+def backtest_report(
+    context: dg.AssetExecutionContext,
+    features: pd.DataFrame,
+    hmm_model: Any,
+    mae_encoder: Any,
+    tqc_policy: Any,
+    profile: ProfileResource,
+    artifacts: ArtifactStore,
+) -> dg.Output[BacktestRecord]:
+    """The deterministic policy over the test window against buy-and-hold, flat, SMA crossover
+    and momentum, all through the training env (one env, sequential, same execution lag, fees
+    and slippage): one metrics table, timing quality, policy-collapse audit and charts."""
+    key = context.partition_key
+    env_config, config = backtest_configs(profile, tqc_policy)
+    device = resolve_device("auto")
+    model = load_policy(policy_path(tqc_policy), features, hmm_context=hmm_context_source(hmm_model),
+                        encoder=mae_encoder, device=device)
+    # The env stays on the CPU: one env per step is latency-bound, the policy uses `device`.
+    report = build_report(model, features, TEST, key=key, env_config=env_config, config=config)
+    audit = audit_policy(model, report.agent, config)
+    report.audit = audit.as_dict()
+    plots = report.plots()
+    with artifacts.publish(REPORT_ASSET, key) as staging:
+        report.save(staging, plots)
+    directory = artifacts.path(REPORT_ASSET, key)
+    record = report.record(directory)
+    agent = record.metrics[AGENT]
+    metadata: dict[str, Any] = {
+        "report_table": dg.MetadataValue.md(record.markdown()),
+        "timing_quality": markdown_table(_metrics_frame(record.metrics, TIMING_KEYS), ".3g"),
+        "equity_curve": png_markdown(plots["equity"], "equity vs baselines"),
+        "position": png_markdown(plots["position"], "position on price"),
+        "drawdown": png_markdown(plots["drawdown"], "drawdown"),
+        "collapsed": record.collapsed,
+        "collapse_reasons": "; ".join(record.collapse_reasons) or "none",
+        "collapse_audit": dg.MetadataValue.json(report.summary()["audit"]),
+        "test_window": f"{report.agent.steps.index[0]} .. {report.agent.steps.index[-1]}",
+        "w_cost": report.agent.w_cost,
+        "costs": f"fee {env_config.fee_bps} bps + slippage {env_config.slippage_bps} bps, "
+                 f"execution lag {env_config.execution_lag} bar",
+        "device": str(device),
+        "path": dg.MetadataValue.path(str(directory)),
+    }
+    metadata.update({f"agent_{k}": agent[k] for k in HEADLINE_KEYS if agent.get(k) is not None})
+    return dg.Output(record, metadata=metadata)
+
+
+@dg.asset_check(asset=backtest_report, partitions_def=segment_partitions, blocking=False)
+def backtest_policy_not_collapsed(
+    context: dg.AssetCheckExecutionContext, profile: ProfileResource, artifacts: ArtifactStore
+) -> dg.AssetCheckResult:
+    """Warns (never blocks) when the policy is effectively constant: one action more than the
+    configured share of the time (95 %), too few trades, or a near-zero action entropy."""
+    key = context.partition_key
+    _, config = backtest_configs(profile)
+    steps = pd.read_parquet(artifacts.path(REPORT_ASSET, key) / STEPS_FILE)
+    stats = collapse_stats(steps["target"].dropna().to_numpy(), config.action_bin_width)
+    collapsed, reasons = is_collapsed(stats, config=config)
+    return dg.AssetCheckResult(
+        passed=not collapsed,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "reasons": "; ".join(reasons) or "none",
+            "modal_action": stats.modal_action,
+            "modal_share": stats.modal_share,
+            "n_trades": stats.n_trades,
+            "entropy_frac": stats.entropy_frac,
+            "histogram": dg.MetadataValue.json(stats.as_dict()["histogram"]),
+            "thresholds": dg.MetadataValue.json({
+                "max_modal_share": config.collapse_max_modal_share,
+                "min_trades": config.collapse_min_trades,
+                "min_entropy_frac": config.collapse_min_entropy_frac,
+            }),
+        },
+    )
+
+
+@dg.asset(deps=[backtest_report], group_name="backtest", kinds={"pandas"})
+def wfo_summary(
+    context: dg.AssetExecutionContext, profile: ProfileResource, artifacts: ArtifactStore
+) -> dg.MaterializeResult:
+    """Walk-forward summary over whatever segments have a published report: one row per
+    segment, the stitched out-of-sample equity curve against buy-and-hold, mean and median
+    alpha, the share of segments beating buy-and-hold on Sharpe, and the PSR and DSR of the
+    stitched curve (DSR trials = the number of segments present). Missing segments are listed."""
+    _, config = backtest_configs(profile)
+    keys = segment_partitions.get_partition_keys()
+    summary = summarize_folders(keys, lambda k: artifacts.path(REPORT_ASSET, k), config=config)
+    if not summary.present:
+        raise dg.Failure(f"no backtest_report is materialized yet (expected one of {len(keys)} segments)")
+    png = summary.plot()
+    with artifacts.publish(SUMMARY_ASSET) as staging:
+        summary.save(staging, png)
+    stats = summary.stats
+    return dg.MaterializeResult(metadata={
+        "segments": markdown_table(summary.table.drop(columns=["start", "end"]), ".3g"),
+        "stitched_equity": png_markdown(png, "stitched out-of-sample equity vs buy-and-hold"),
+        "n_segments": stats["n_segments"],
+        "missing_segments": ", ".join(summary.missing) or "none",
+        "n_missing": stats["n_missing"],
+        "stats": dg.MetadataValue.json(jsonable(stats)),
+        **{k: float(stats[k]) for k in ("mean_alpha_return_pct", "median_alpha_return_pct",
+                                        "share_beating_bh_sharpe", "psr", "dsr")
+           if stats[k] == stats[k]},  # NaN is not equal to itself: leave it out
+        "path": dg.MetadataValue.path(str(artifacts.path(SUMMARY_ASSET))),
+    })
