@@ -5,6 +5,10 @@ A script, not a test. Prints ``name: value unit`` lines::
     .venv/bin/python bench/bench_env.py                          # CPU, n_envs 1, 64, 1024, 4096
     .venv/bin/python bench/bench_env.py --device cuda --n-envs 1024 4096 16384
 
+Lines per ``n``: ``batch_env_n{n}`` (env step + agent-side gather, default config),
+``_no_gather`` (env step only), ``_no_gather_no_step_info`` (env step with
+``EnvConfig(step_info=False)``: no per-env reward dicts built on the host each step).
+
 Each BatchCryptoEnv step is timed the way an agent consumes it: random actions in (numpy, as
 SB3 gives them), the observation dict out, then the agent-side gather of a per-row embedding
 cache ``(n_rows, 64 * 16)`` at the observed row indices on the env's device.
@@ -69,11 +73,18 @@ def time_loop(step: callable, seconds: float, warmup: int, sync: callable) -> tu
     return calls, time.perf_counter() - start
 
 
-def bench_batch_env(n_envs: int, device: torch.device, cfg: BenchConfig, gather: bool) -> float:
-    """Env-steps per second of BatchCryptoEnv (with the embedding gather when ``gather``)."""
+def bench_batch_env(
+    n_envs: int, device: torch.device, cfg: BenchConfig, gather: bool, step_info: bool = True
+) -> float:
+    """Env-steps per second of BatchCryptoEnv.
+
+    :param gather: also gather the embedding-cache rows of the observed indices (agent side).
+    :param step_info: ``EnvConfig.step_info`` (per-step reward components in every info dict).
+    """
     open_, close = random_walk(cfg.n_rows)
+    env_cfg = EnvConfig(step_info=step_info)
     env = BatchCryptoEnv.from_arrays(
-        open_, close, np.arange(cfg.n_rows), EnvConfig(), n_envs=n_envs, device=device, seed=0
+        open_, close, np.arange(cfg.n_rows), env_cfg, n_envs=n_envs, device=device, seed=0
     )
     cache = torch.randn(cfg.n_rows, WINDOW * cfg.embed_dim, device=device)
     rng = np.random.default_rng(0)
@@ -158,17 +169,22 @@ def main() -> None:
 
     print(f"device: {device} -")
     print(f"torch_threads: {torch.get_num_threads()} threads")
-    rates = {}
+    variants = {
+        "": (True, True),
+        "_no_gather": (False, True),
+        "_no_gather_no_step_info": (False, False),
+    }
+    rates: dict[tuple[int, str], float] = {}
     for n in args.n_envs:
-        rates[n] = bench_batch_env(n, device, cfg, gather=True)
-        print(f"batch_env_n{n}: {rates[n]:.4g} env-steps/s")
-        env_only = bench_batch_env(n, device, cfg, gather=False)
-        print(f"batch_env_n{n}_no_gather: {env_only:.4g} env-steps/s")
+        for suffix, (gather, step_info) in variants.items():
+            rates[n, suffix] = bench_batch_env(n, device, cfg, gather=gather, step_info=step_info)
+            print(f"batch_env_n{n}{suffix}: {rates[n, suffix]:.4g} env-steps/s")
     if not args.skip_forex:
         forex = bench_forex(cfg)
         print(f"forex_v0_dummyvecenv_n{cfg.forex_envs}: {forex:.4g} env-steps/s")
-        ref_n = 1024 if 1024 in rates else max(rates)
-        print(f"speedup_n{ref_n}_vs_forex: {rates[ref_n] / forex:.1f} x")
+        ref_n = 1024 if 1024 in args.n_envs else max(args.n_envs)
+        for suffix in variants:
+            print(f"speedup_n{ref_n}{suffix}_vs_forex: {rates[ref_n, suffix] / forex:.1f} x")
 
     env = BatchCryptoEnv.from_arrays(*random_walk(200), np.arange(200), n_envs=1)
     per_transition = replay_bytes_per_transition(env)

@@ -16,7 +16,8 @@ market tensors: the encoder (``--encoder``, default ``<storage>/artifacts/mae_en
 encoder.pth``) and the HMM context (``--hmm``: a parquet or CSV file holding the
 :data:`~cryptorl_core.schema.HMM_COLUMNS` for every frame row; by default the first of
 ``<storage>/frames/hmm_model/<key>.parquet`` and ``<storage>/artifacts/hmm_model/<key>/*.parquet``
-that holds them, or the features frame itself when it carries them).
+(the regime stage publishes ``context.parquet`` there) that holds them, or the features frame
+itself when it carries them).
 """
 
 from __future__ import annotations
@@ -55,6 +56,17 @@ STORAGE_ENV = "CRYPTORL_STORAGE"
 ENCODER_FILENAME = "encoder.pth"
 
 
+def model_file(path: str | os.PathLike) -> Path:
+    """A model zip, or the first ``<algo>.zip`` (``tqc``, ``sac``, ``ppo``) in a published folder."""
+    p = Path(path)
+    if not p.is_dir():
+        return p
+    for name in ("tqc.zip", "sac.zip", "ppo.zip"):
+        if (p / name).is_file():
+            return p / name
+    raise FileNotFoundError(f"{p}: no tqc.zip, sac.zip or ppo.zip in this folder")
+
+
 def algorithm_of(path: str | os.PathLike) -> type:
     """The SB3 algorithm class that saved ``path`` (from the zip's ``policy_class``).
 
@@ -88,7 +100,7 @@ def load_policy(
 ) -> Any:
     """Load a saved SB3 model and, if it uses the agent's extractor, attach the segment's tensors.
 
-    :param path: the model's ``.zip``.
+    :param path: the model's ``.zip``, or the policy stage's published folder.
     :param frame: the segment frame (needed to build the market tensors).
     :param hmm_context: HMM context of every frame row (frame, array, or a regime model with
         ``context(frame)``), as :meth:`~cryptorl_core.agent.market_tensors.MarketTensors.build` takes.
@@ -97,6 +109,7 @@ def load_policy(
     :return: the model, ready for ``predict``.
     """
     dev = resolve_device(device)
+    path = model_file(path)
     model = algorithm_of(path).load(str(path), device=dev)
     if needs_market(model):
         if frame is None or hmm_context is None or encoder is None:
@@ -213,8 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cryptorl-compare",
         description="Run two saved policies on one segment's window with the same costs; "
                     "print their metrics side by side.")
-    parser.add_argument("--a", required=True, help="first policy (SB3 .zip)")
-    parser.add_argument("--b", required=True, help="second policy (SB3 .zip)")
+    parser.add_argument("--a", required=True, help="first policy (SB3 .zip, or a published tqc_policy folder)")
+    parser.add_argument("--b", required=True, help="second policy (SB3 .zip, or a published tqc_policy folder)")
     parser.add_argument("--segment", required=True, help="segment key, e.g. 2025-Q4")
     parser.add_argument("--split", default=TEST, choices=[s for s in SPLITS if s != "purged"])
     parser.add_argument("--storage", help=f"storage root (default ${STORAGE_ENV} or ./storage)")

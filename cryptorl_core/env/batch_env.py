@@ -161,6 +161,13 @@ class BatchCryptoEnv(VecEnv):
 
     See the module docstring for the observation, execution and reward definitions.
 
+    Per-env ``(n_envs,)`` tensors on ``device`` (views of the current state, clone to keep):
+    ``row``, ``position``, ``nav``, ``w_cost``, ``n_trades``, ``fees_paid``, ``turnover``,
+    ``steps``, ``episode_reward``, and the last step's ``reward``, ``reward_perf``,
+    ``reward_cost``, ``reward_churn``, ``reward_smooth``. Settable while training (also through
+    ``set_attr``): ``curriculum_lambda``, ``churn_coef``, ``smooth_coef``, and the ``w_cost``
+    distribution through :meth:`set_w_cost_distribution` (or ``env_method``).
+
     :param market: prices and split rows of the segment.
     :param config: mechanics and reward configuration (``EnvConfig()`` if None).
     :param n_envs: number of envs (default ``config.n_envs``, or 1 in sequential mode).

@@ -1,7 +1,11 @@
 """Per-segment regime HMM: train-only fit, stable state labels, causal (filtered) context."""
 
 from cryptorl_core.regime.config import N_STATES, HMMConfig
-from cryptorl_core.regime.filtering import forward_filter, normalised_entropy, stationary_distribution
+from cryptorl_core.regime.filtering import (
+    forward_filter,
+    normalised_entropy,
+    stationary_distribution,
+)
 from cryptorl_core.regime.model import (
     RegimeFitError,
     RegimeFitWarning,

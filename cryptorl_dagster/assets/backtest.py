@@ -9,7 +9,6 @@ on the same window and costs, and publishes the report folder under
 IO-manager input over all partitions fails on the unmaterialized ones) and lists the missing.
 """
 
-from __future__ import annotations
 
 import dataclasses
 import os
@@ -67,8 +66,8 @@ def backtest_configs(profile: ProfileResource, policy: Any = None) -> tuple[EnvC
 
 
 def policy_path(tqc_policy: Any) -> str:
-    """The saved model's path, from a policy artifact (``.path``) or a plain path."""
-    path = getattr(tqc_policy, "path", tqc_policy)
+    """The saved model's path: a ``PolicyArtifact``'s ``model_path`` (the best model), or a path."""
+    path = getattr(tqc_policy, "model_path", tqc_policy)
     if not isinstance(path, str | os.PathLike):
         raise TypeError(f"tqc_policy must carry the path of the saved model, got {type(tqc_policy).__name__}")
     return os.fspath(path)

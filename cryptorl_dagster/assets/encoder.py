@@ -1,6 +1,5 @@
 """``mae_encoder``: the per-segment masked-autoencoder foundation model (``encoder.pth``)."""
 
-from __future__ import annotations
 
 import io
 

@@ -1,0 +1,170 @@
+"""What a person reads about a segment's regime model: tables, a chart, a cross-segment CSV."""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cryptorl_core.regime.model import RegimeModel
+from cryptorl_core.schema import EVAL, PRICE_CLOSE_COL, SPLIT_COL, TEST, TRAIN
+
+METRICS_FILE = "hmm_wfo_metrics.csv"
+STATE_LABELS = tuple(f"s{i}" for i in range(4))
+#: What the stable order means (see :func:`~cryptorl_core.regime.model.stable_order`).
+STATE_MEANINGS = ("up", "flat", "down", "stress")
+#: Colours of the stable states (up, flat, down, stress).
+STATE_COLOURS = ("#2ca02c", "#7f7f7f", "#ff7f0e", "#d62728")
+HOURS_PER_YEAR = 24 * 365.25
+
+
+def transition_table(model: RegimeModel) -> pd.DataFrame:
+    """Hourly transition matrix with readable labels (row: from, column: to)."""
+    labels = list(STATE_LABELS[: model.n_states])
+    table = pd.DataFrame(model.transmat, index=labels, columns=labels)
+    table.index.name = "from \\ to"
+    return table
+
+
+def split_loglik(frame: pd.DataFrame, loglik: np.ndarray) -> dict[str, float]:
+    """Mean one-step predictive log-likelihood per row of train, eval and test."""
+    split = frame[SPLIT_COL].to_numpy()
+    return {name: float(loglik[split == name].mean()) if (split == name).any() else float("nan")
+            for name in (TRAIN, EVAL, TEST)}
+
+
+def state_summary(model: RegimeModel, frame: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
+    """Per stable state: duration, train occupancy, emission means and the realised
+    hourly return and volatility of the traded asset over train hours assigned to it
+    (filtered argmax).
+
+    :param probs: filtered probabilities of every row of ``frame``.
+    """
+    train = frame[SPLIT_COL].to_numpy() == TRAIN
+    log_ret = np.log(frame[PRICE_CLOSE_COL].to_numpy(dtype=float))
+    log_ret = np.diff(log_ret, prepend=np.nan)
+    state = probs.argmax(axis=1)
+    rows = []
+    for s in range(model.n_states):
+        r = log_ret[train & (state == s)]
+        r = r[np.isfinite(r)]
+        row = {"mean_duration_h": model.mean_durations()[s],
+               "train_occupancy": probs[train, s].mean(),
+               "train_hours_argmax": int(len(r)),
+               "mean_ret_bp_per_h": 1e4 * r.mean() if len(r) else np.nan,
+               "vol_pct_per_h": 100 * r.std() if len(r) > 1 else np.nan,
+               "ann_vol_pct": 100 * r.std() * np.sqrt(HOURS_PER_YEAR) if len(r) > 1 else np.nan}
+        row.update({f"mean_{c}": model.means[s, i] for i, c in enumerate(model.columns)})
+        rows.append(row)
+    table = pd.DataFrame(rows, index=list(STATE_LABELS[: model.n_states]))
+    table.index.name = "state"
+    return table
+
+
+def segment_metrics(key: str, model: RegimeModel, frame: pd.DataFrame, loglik: np.ndarray,
+                    recovery: dict | None = None) -> dict:
+    """One row of the cross-segment table.
+
+    :param key: segment key.
+    :param loglik: one-step predictive log-likelihood of every row of ``frame``.
+    :param recovery: :func:`~cryptorl_core.regime.recovery.regime_recovery` output, if any.
+    """
+    ll = split_loglik(frame, loglik)
+    row = {"segment": key, "fit_start": model.fit_window["start"], "fit_end": model.fit_window["end"],
+           "n_fit_rows": model.fit_window["n_fit_rows"], "best_seed": model.best_seed,
+           "converged": model.diagnostics.get("converged"),
+           "n_warnings": len(model.diagnostics.get("warnings", [])),
+           "train_loglik": ll[TRAIN], "eval_loglik": ll[EVAL], "test_loglik": ll[TEST]}
+    for s, d in enumerate(model.mean_durations()):
+        row[f"duration_s{s}_h"] = float(d)
+    for s, occ in enumerate(model.diagnostics.get("occupancy", [])):
+        row[f"occupancy_s{s}"] = float(occ)
+    if recovery:
+        row.update({k: recovery[k] for k in ("accuracy_test", "ari_test", "accuracy_all", "ari_all")})
+    return row
+
+
+@contextmanager
+def _locked(path: Path):
+    """Exclusive lock on ``path``: partitions materialized in parallel update one CSV."""
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def update_metrics_table(directory: str | Path, row: dict) -> pd.DataFrame:
+    """Insert or replace one segment's row of ``<directory>/hmm_wfo_metrics.csv``.
+
+    The file is rewritten atomically (temporary file + rename) under a lock.
+
+    :param directory: folder of the table (created if needed).
+    :param row: :func:`segment_metrics` output.
+    :return: the whole table, sorted by segment.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / METRICS_FILE
+    with _locked(directory / f".{METRICS_FILE}.lock"):
+        table = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["segment"])
+        table = table[table["segment"] != row["segment"]]
+        table = pd.concat([table, pd.DataFrame([row])], ignore_index=True) if len(table) else pd.DataFrame([row])
+        table = table.sort_values("segment").reset_index(drop=True)
+        tmp = path.with_suffix(".csv.tmp")
+        table.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    return table
+
+
+def _split_boundaries(frame: pd.DataFrame) -> list[tuple[pd.Timestamp, str]]:
+    """First timestamp of each train / eval / test block."""
+    split = frame[SPLIT_COL]
+    return [(split.index[split.to_numpy() == name][0], name)
+            for name in (TRAIN, EVAL, TEST) if (split == name).any()]
+
+
+def plot_regimes(frame: pd.DataFrame, probs: np.ndarray, title: str = "") -> bytes:
+    """PNG: price shaded by the most probable filtered state, split starts marked, and
+    the stacked filtered probabilities below.
+
+    :param probs: filtered probabilities of every row of ``frame`` (stable order).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    idx = frame.index
+    state = probs.argmax(axis=1)
+    fig, (ax, axp) = plt.subplots(2, 1, figsize=(13, 6), sharex=True,
+                                  gridspec_kw={"height_ratios": [3, 1]})
+    ax.plot(idx, frame[PRICE_CLOSE_COL].to_numpy(), color="black", lw=0.7)
+    ax.set_yscale("log")
+    band = ax.get_xaxis_transform()  # x in data, y in axes fraction: full-height shading
+    for s in range(probs.shape[1]):
+        ax.fill_between(idx, 0, 1, where=state == s, transform=band, step="post",
+                        color=STATE_COLOURS[s], alpha=0.25, lw=0,
+                        label=f"{STATE_LABELS[s]} {STATE_MEANINGS[s]}")
+    axp.stackplot(idx, probs.T, colors=STATE_COLOURS[: probs.shape[1]], alpha=0.8)
+    for a in (ax, axp):
+        for ts, name in _split_boundaries(frame):
+            a.axvline(ts, color="navy", ls="--", lw=1)
+            if a is ax:
+                a.text(ts, 0.98, f" {name}", transform=band, va="top", color="navy")
+    ax.set_ylabel("price_close (log)")
+    axp.set_ylabel("P(state | past)")
+    axp.set_ylim(0, 1)
+    ax.legend(loc="lower left", ncol=4, fontsize=8)
+    ax.set_title(title or "filtered regimes")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    plt.close(fig)
+    return buf.getvalue()

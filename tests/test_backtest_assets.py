@@ -1,0 +1,166 @@
+"""Dagster wiring of the backtest stage: ``backtest_report``, its warn-only collapse check and
+``wfo_summary`` over whatever segments exist (issue 7).
+
+The upstream assets are replaced by stand-ins with the same keys (a random-walk segment frame,
+an HMM context frame, a tiny encoder and tiny TQC policies), so the test runs in seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from test_backtest_report import (
+    hmm_context_frame,
+    random_walk_frame,
+    save_tiny_encoder,
+    train_tiny_tqc,
+)
+
+from cryptorl_core.agent.market_tensors import MarketTensors
+from cryptorl_core.backtest.compare import load_policy
+from cryptorl_core.backtest.report import AGENT, METRICS_FILE, PLOT_FILES, BacktestRecord
+from cryptorl_core.encoder.checkpoint import load_encoder
+from cryptorl_dagster.assets.backtest import backtest_policy_not_collapsed, backtest_report, wfo_summary
+from cryptorl_dagster.partitions import segment_partitions
+
+BASE64_PNG = "data:image/png;base64,"
+
+
+def _stand_ins(frame: pd.DataFrame, hmm: pd.DataFrame, encoder: Path, policy: Path) -> list:
+    """Upstream assets with the real keys, returning fixed values."""
+
+    @dg.asset(name="features", partitions_def=segment_partitions, io_manager_key="frame_io_manager")
+    def features_stand_in() -> pd.DataFrame:
+        return frame
+
+    @dg.asset(name="hmm_model", partitions_def=segment_partitions)
+    def hmm_stand_in() -> pd.DataFrame:
+        return hmm
+
+    @dg.asset(name="mae_encoder", partitions_def=segment_partitions)
+    def encoder_stand_in() -> str:
+        return str(encoder)
+
+    @dg.asset(name="tqc_policy", partitions_def=segment_partitions)
+    def policy_stand_in() -> str:
+        return str(policy)
+
+    return [features_stand_in, hmm_stand_in, encoder_stand_in, policy_stand_in]
+
+
+def _rigged(path: Path, out: Path, bias: float, weight_scale: float) -> Path:
+    """A copy of a saved TQC whose deterministic action is ``tanh(bias + scale * w . latent)``.
+
+    ``weight_scale=0`` makes it constant (collapsed); a large scale makes it saturate at +-1
+    depending on the (random) embeddings, so it trades often.
+    """
+    from sb3_contrib import TQC
+
+    model = TQC.load(path, device="cpu")
+    mu = model.actor.mu
+    linear = mu[0] if isinstance(mu, torch.nn.Sequential) else mu  # gSDE: Linear then Hardtanh
+    with torch.no_grad():
+        linear.weight.mul_(weight_scale)
+        linear.bias.fill_(bias)
+    model.save(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("upstream")
+    frame = random_walk_frame(seed=7)
+    hmm = hmm_context_frame(frame)
+    encoder = save_tiny_encoder(frame, root / "encoder.pth")
+    market = MarketTensors.build(frame, hmm, load_encoder(encoder), tokens=4, device="cpu")
+    trained = train_tiny_tqc(frame, market, root / "tqc.zip", seed=0, steps=64)
+    return {
+        "frame": frame, "hmm": hmm, "encoder": encoder,
+        "constant": _rigged(trained, root / "constant.zip", bias=0.3, weight_scale=0.0),
+        "varied": _rigged(trained, root / "varied.zip", bias=0.0, weight_scale=1e3),
+    }
+
+
+def _materialize(upstream: dict, policy: str, key: str, resources: dict) -> dg.ExecuteInProcessResult:
+    assets = [*_stand_ins(upstream["frame"], upstream["hmm"], upstream["encoder"], upstream[policy]),
+              backtest_report, backtest_policy_not_collapsed, wfo_summary]
+    return dg.materialize(assets, partition_key=key, resources=resources, instance=dg.DagsterInstance.ephemeral(),
+                          selection=[*(a.key for a in assets[:4]), backtest_report.key], raise_on_error=True)
+
+
+def test_backtest_report_asset_and_warn_only_collapse_check(upstream: dict, dagster_resources: dict,
+                                                            latest_key: str) -> None:
+    result = _materialize(upstream, "constant", latest_key, dagster_resources)
+    assert result.success
+    record = result.output_for_node("backtest_report")
+    assert isinstance(record, BacktestRecord) and record.key == latest_key
+    assert set(record.metrics) == {AGENT, "buy_and_hold", "flat", "sma_crossover", "momentum"}
+    assert record.collapsed and record.metrics[AGENT]["n_trades"] == 1  # flat -> 0.3 once, then held
+
+    # The same run (same lag and costs) as the library gives for the same policy.
+    folder = Path(record.directory)
+    assert folder == Path(dagster_resources["artifacts"].path("backtest_report", latest_key))
+    for name in (METRICS_FILE, "steps.parquet", "strategies.parquet", *PLOT_FILES.values()):
+        assert (folder / name).is_file()
+    model = load_policy(upstream["constant"], upstream["frame"], hmm_context=upstream["hmm"],
+                        encoder=upstream["encoder"])
+    steps = pd.read_parquet(folder / "steps.parquet")
+    np.testing.assert_allclose(steps["target"].dropna(), 0.3)
+    assert model.predict({"market": np.array([[800.0]], dtype=np.float32),
+                          "position": np.zeros((1, 1), np.float32),
+                          "w_cost": np.full((1, 1), 0.5, np.float32)}, deterministic=True)[0][0, 0] == pytest.approx(
+        np.tanh(0.3), abs=1e-5)
+
+    mat = result.get_asset_materialization_events()[-1].event_specific_data.materialization
+    assert mat.asset_key == backtest_report.key and mat.partition == latest_key
+    md = mat.metadata
+    for name in ("equity_curve", "position", "drawdown"):
+        assert BASE64_PNG in md[name].value
+    assert "| Sharpe (ann.) |" in md["report_table"].value and "momentum" in md["report_table"].value
+    assert "buy_good_pct" in md["timing_quality"].value
+    assert md["collapsed"].value is True and md["collapse_audit"].value["q_spread"] is not None
+
+    # The collapse check warns without blocking: it failed, with WARN severity, and the run succeeded.
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.check_name == "backtest_policy_not_collapsed" and evaluation.partition == latest_key
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert "modal action +0.3" in evaluation.metadata["reasons"].value
+
+
+def test_collapse_check_quiet_on_a_varied_policy(upstream: dict, dagster_resources: dict, latest_key: str) -> None:
+    result = _materialize(upstream, "varied", latest_key, dagster_resources)
+    record = result.output_for_node("backtest_report")
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.passed and not record.collapsed
+    assert evaluation.metadata["n_trades"].value >= 10 and evaluation.metadata["modal_share"].value < 0.95
+
+
+def test_wfo_summary_lists_missing_segments(upstream: dict, dagster_resources: dict) -> None:
+    keys = segment_partitions.get_partition_keys()
+    done = keys[-2:]
+    for key in done:
+        _materialize(upstream, "varied", key, dagster_resources)
+    result = dg.materialize([backtest_report, wfo_summary], selection=[wfo_summary.key], resources=dagster_resources,
+                            instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    md = result.get_asset_materialization_events()[0].event_specific_data.materialization.metadata
+    assert md["n_segments"].value == 2 and md["n_missing"].value == len(keys) - 2
+    assert md["missing_segments"].value == ", ".join(keys[:-2])
+    assert all(key in md["segments"].value for key in done)
+    assert BASE64_PNG in md["stitched_equity"].value
+    assert 0.0 <= md["psr"].value <= 1.0 and md["dsr"].value <= md["psr"].value
+    summary_dir = Path(dagster_resources["artifacts"].path("wfo_summary"))
+    assert (summary_dir / "summary.json").is_file() and (summary_dir / "stitched_equity.png").is_file()
+
+
+def test_wfo_summary_fails_clearly_without_reports(dagster_resources: dict) -> None:
+    result = dg.materialize([backtest_report, wfo_summary], selection=[wfo_summary.key], resources=dagster_resources,
+                            instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    assert not result.success
+    failure = result.get_step_failure_events()[0].event_specific_data.error
+    assert "no backtest_report is materialized yet" in failure.message
