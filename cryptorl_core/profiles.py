@@ -1,10 +1,17 @@
-"""Configuration profiles: ``quick`` (CPU minutes) and ``full`` (the seed's hyper-parameters)."""
+"""Configuration profiles: ``quick`` (CPU minutes) and ``full`` (the seed's hyper-parameters).
+
+Each stage owns its configuration class; this module only composes them.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cryptorl_core.agent.config import AgentConfig
+from cryptorl_core.backtest.config import BacktestConfig
+from cryptorl_core.encoder.config import MAEConfig
 from cryptorl_core.features.config import FeatureConfig
+from cryptorl_core.regime.config import HMMConfig
 from cryptorl_core.segments import WindowConfig
 
 PROFILES = ("quick", "full")
@@ -17,12 +24,20 @@ class PipelineConfig:
     :param name: profile name.
     :param windows: walk-forward window lengths (the same in both profiles).
     :param features: feature configuration.
+    :param hmm: regime model configuration.
+    :param mae: masked-autoencoder configuration.
+    :param agent: agent, training environment and callback configuration.
+    :param backtest: backtest, baselines and collapse-audit configuration.
     :param lookahead_cuts: cut points of the look-ahead checks.
     """
 
     name: str = "quick"
     windows: WindowConfig = field(default_factory=WindowConfig)
-    features: FeatureConfig = field(default_factory=FeatureConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig.quick)
+    hmm: HMMConfig = field(default_factory=HMMConfig.quick)
+    mae: MAEConfig = field(default_factory=MAEConfig.quick)
+    agent: AgentConfig = field(default_factory=AgentConfig.quick)
+    backtest: BacktestConfig = field(default_factory=BacktestConfig.quick)
     lookahead_cuts: int = 12
 
     @classmethod
@@ -34,8 +49,16 @@ class PipelineConfig:
 
     @classmethod
     def quick(cls) -> PipelineConfig:
-        return cls(name="quick", features=FeatureConfig.quick())
+        return cls(name="quick")
 
     @classmethod
     def full(cls) -> PipelineConfig:
-        return cls(name="full", features=FeatureConfig.full(), lookahead_cuts=24)
+        return cls(
+            name="full",
+            features=FeatureConfig.full(),
+            hmm=HMMConfig.full(),
+            mae=MAEConfig.full(),
+            agent=AgentConfig.full(),
+            backtest=BacktestConfig.full(),
+            lookahead_cuts=24,
+        )

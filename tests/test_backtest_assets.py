@@ -25,7 +25,11 @@ from cryptorl_core.agent.market_tensors import MarketTensors
 from cryptorl_core.backtest.compare import load_policy
 from cryptorl_core.backtest.report import AGENT, METRICS_FILE, PLOT_FILES, BacktestRecord
 from cryptorl_core.encoder.checkpoint import load_encoder
-from cryptorl_dagster.assets.backtest import backtest_policy_not_collapsed, backtest_report, wfo_summary
+from cryptorl_dagster.assets.backtest import (
+    backtest_policy_not_collapsed,
+    backtest_report,
+    wfo_summary,
+)
 from cryptorl_dagster.partitions import segment_partitions
 
 BASE64_PNG = "data:image/png;base64,"
@@ -53,20 +57,29 @@ def _stand_ins(frame: pd.DataFrame, hmm: pd.DataFrame, encoder: Path, policy: Pa
     return [features_stand_in, hmm_stand_in, encoder_stand_in, policy_stand_in]
 
 
-def _rigged(path: Path, out: Path, bias: float, weight_scale: float) -> Path:
-    """A copy of a saved TQC whose deterministic action is ``tanh(bias + scale * w . latent)``.
+def _rigged(path: Path, out: Path, frame: pd.DataFrame, hmm: pd.DataFrame, encoder: Path, varied: bool) -> Path:
+    """A copy of a saved TQC with a rigged deterministic action.
 
-    ``weight_scale=0`` makes it constant (collapsed); a large scale makes it saturate at +-1
-    depending on the (random) embeddings, so it trades often.
+    ``varied=False``: the mean action is the constant 0.3 (a collapsed policy). ``varied=True``:
+    the mean action is a steep function of the state, centred on its median over the test rows,
+    so it sits at +1 on half of the bars and -1 on the other half (it trades often).
     """
-    from sb3_contrib import TQC
-
-    model = TQC.load(path, device="cpu")
+    model = load_policy(path, frame, hmm_context=hmm, encoder=encoder)
     mu = model.actor.mu
     linear = mu[0] if isinstance(mu, torch.nn.Sequential) else mu  # gSDE: Linear then Hardtanh
     with torch.no_grad():
-        linear.weight.mul_(weight_scale)
-        linear.bias.fill_(bias)
+        if varied:
+            rows = np.flatnonzero(frame["split"].to_numpy() == "test").astype(np.float32)
+            obs = {"market": torch.as_tensor(rows).reshape(-1, 1),
+                   "position": torch.zeros(len(rows), 1), "w_cost": torch.full((len(rows), 1), 0.5)}
+            latent = model.actor.latent_pi(model.actor.extract_features(obs, model.actor.features_extractor))
+            score = latent @ linear.weight[0]
+            scale = 10.0 / float(score.std())
+            linear.weight.mul_(scale)
+            linear.bias.fill_(-scale * float(score.median()))
+        else:
+            linear.weight.zero_()
+            linear.bias.fill_(0.3)
     model.save(out)
     return out
 
@@ -81,8 +94,8 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> dict:
     trained = train_tiny_tqc(frame, market, root / "tqc.zip", seed=0, steps=64)
     return {
         "frame": frame, "hmm": hmm, "encoder": encoder,
-        "constant": _rigged(trained, root / "constant.zip", bias=0.3, weight_scale=0.0),
-        "varied": _rigged(trained, root / "varied.zip", bias=0.0, weight_scale=1e3),
+        "constant": _rigged(trained, root / "constant.zip", frame, hmm, encoder, varied=False),
+        "varied": _rigged(trained, root / "varied.zip", frame, hmm, encoder, varied=True),
     }
 
 
@@ -145,7 +158,7 @@ def test_wfo_summary_lists_missing_segments(upstream: dict, dagster_resources: d
     done = keys[-2:]
     for key in done:
         _materialize(upstream, "varied", key, dagster_resources)
-    result = dg.materialize([backtest_report, wfo_summary], selection=[wfo_summary.key], resources=dagster_resources,
+    result = dg.materialize([wfo_summary], resources=dagster_resources,
                             instance=dg.DagsterInstance.ephemeral())
     assert result.success
     md = result.get_asset_materialization_events()[0].event_specific_data.materialization.metadata
@@ -159,7 +172,7 @@ def test_wfo_summary_lists_missing_segments(upstream: dict, dagster_resources: d
 
 
 def test_wfo_summary_fails_clearly_without_reports(dagster_resources: dict) -> None:
-    result = dg.materialize([backtest_report, wfo_summary], selection=[wfo_summary.key], resources=dagster_resources,
+    result = dg.materialize([wfo_summary], resources=dagster_resources,
                             instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
     assert not result.success
     failure = result.get_step_failure_events()[0].event_specific_data.error

@@ -77,7 +77,11 @@ def train_tiny_tqc(frame: pd.DataFrame, market, path: Path, seed: int, steps: in
     """A TQC on the agent's extractor, trained for a few steps and saved (no market inside)."""
     from sb3_contrib import TQC
 
-    from cryptorl_core.agent.extractor import FoundationFeatureExtractor, attach_market, extractor_kwargs
+    from cryptorl_core.agent.extractor import (
+        FoundationFeatureExtractor,
+        attach_market,
+        extractor_kwargs,
+    )
     from cryptorl_core.env import BatchCryptoEnv
 
     env = BatchCryptoEnv.from_segment_frame(frame, "train", EnvConfig(n_envs=4, episode_length=48), seed=seed)

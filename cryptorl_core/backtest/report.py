@@ -32,7 +32,13 @@ from cryptorl_core.backtest.collapse import CollapseStats, collapse_stats, is_co
 from cryptorl_core.backtest.config import BacktestConfig
 from cryptorl_core.backtest.metrics import metrics_markdown, metrics_table
 from cryptorl_core.backtest.plots import drawdown_png, equity_curve_png, position_png
-from cryptorl_core.backtest.runner import ActionFn, BacktestRun, PredictsActions, run_backtest, run_baselines
+from cryptorl_core.backtest.runner import (
+    ActionFn,
+    BacktestRun,
+    PredictsActions,
+    run_backtest,
+    run_baselines,
+)
 from cryptorl_core.env import EnvConfig
 from cryptorl_core.schema import TEST
 

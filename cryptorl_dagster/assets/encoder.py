@@ -24,10 +24,8 @@ ASSET_NAME = "mae_encoder"
 
 
 def mae_config_for(profile: ProfileResource) -> MAEConfig:
-    """The profile's MAE configuration (``PipelineConfig.mae``)."""
-    pipeline = profile.pipeline()
-    # Until PipelineConfig carries `mae`, derive it from the profile name.
-    return getattr(pipeline, "mae", None) or MAEConfig.profile(profile.name)
+    """The profile's MAE configuration (``PipelineConfig.mae``); tests replace this."""
+    return profile.pipeline().mae
 
 
 def loss_curve_png(history: list[dict], best_epoch: int) -> bytes:

@@ -40,9 +40,7 @@ REFIT_ATOL = 1e-12
 
 def hmm_config(profile: ProfileResource) -> HMMConfig:
     """The profile's HMM configuration."""
-    pipeline = profile.pipeline()
-    # Until PipelineConfig carries ``hmm``, use the HMMConfig profile of the same name.
-    return getattr(pipeline, "hmm", None) or getattr(HMMConfig, pipeline.name)()
+    return profile.pipeline().hmm
 
 
 def _fit(context: dg.AssetExecutionContext, features: pd.DataFrame, cfg: HMMConfig) -> RegimeModel:
