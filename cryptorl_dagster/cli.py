@@ -19,7 +19,9 @@ from cryptorl_dagster.resources import default_resources
 #: Metadata entries worth a line in the terminal (the UI shows everything).
 SUMMARY_KEYS = (
     "source", "symbols", "rows", "first_bar", "last_bar", "missing_hours_filled", "n_features",
-    "ffd_d", "normalisation_fit_window", "summary",
+    "ffd_d", "normalisation_fit_window", "summary", "regime_recovery_test_accuracy", "best_epoch",
+    "eval_loss", "device", "early_stopped", "collapsed", "agent_sharpe", "agent_alpha_return_pct",
+    "n_segments", "missing_segments", "psr", "dsr",
 )
 
 
@@ -44,6 +46,18 @@ def print_summary(result: dg.ExecuteInProcessResult, out=sys.stdout) -> None:
             print(f"   {verdict}  {ev.asset_key.to_user_string()}.{ev.check_name}", file=out)
 
 
+def print_report(result: dg.ExecuteInProcessResult, out=sys.stdout) -> None:
+    """The backtest's agent-vs-baselines table and where to see its plots."""
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        if mat.asset_key.to_user_string() != "backtest_report" or "report_table" not in mat.metadata:
+            continue
+        print(f"\n== backtest {mat.partition}: agent vs baselines (test window "
+              f"{mat.metadata['test_window'].value}, {mat.metadata['costs'].value})", file=out)
+        print(mat.metadata["report_table"].value, file=out)
+        print(f"\nplots and per-step results: {mat.metadata['report_dir'].value}", file=out)
+
+
 def run(partition: str | None, selection: str | None) -> int:
     keys = [s.key for s in segments()]
     if not keys:
@@ -62,8 +76,11 @@ def run(partition: str | None, selection: str | None) -> int:
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
     )
     print_summary(result)
+    print_report(result)
     print(f"\n{'succeeded' if result.success else 'FAILED'} in {time.time() - started:.1f} s")
-    print("See the runs, metadata and plots in the UI: `make dev`, then open http://127.0.0.1:3000")
+    print("See the runs, metadata and plots in the UI: `make dev`, then open http://127.0.0.1:3000"
+          f" (Assets > backtest_report, partition {partition}: equity, position and drawdown charts;"
+          " wfo_summary: the stitched out-of-sample curve)")
     return 0 if result.success else 1
 
 

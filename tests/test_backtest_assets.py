@@ -137,6 +137,7 @@ def test_backtest_report_asset_and_warn_only_collapse_check(upstream: dict, dags
     assert "| Sharpe (ann.) |" in md["report_table"].value and "momentum" in md["report_table"].value
     assert "buy_good_pct" in md["timing_quality"].value
     assert md["collapsed"].value is True and md["collapse_audit"].value["q_spread"] is not None
+    assert md["report_dir"].value == str(folder)
 
     # The collapse check warns without blocking: it failed, with WARN severity, and the run succeeded.
     (evaluation,) = result.get_asset_check_evaluations()

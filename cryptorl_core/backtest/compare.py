@@ -51,8 +51,9 @@ ALGORITHMS = {
     "stable_baselines3.ppo": ("stable_baselines3", "PPO"),
 }
 
-#: Environment variable of the storage root (as the Dagster side sets it).
+#: Environment variables of the storage root and the profile (as the Dagster side reads them).
 STORAGE_ENV = "CRYPTORL_STORAGE"
+PROFILE_ENV = "CRYPTORL_PROFILE"
 ENCODER_FILENAME = "encoder.pth"
 
 
@@ -221,6 +222,22 @@ def default_hmm_context(root: Path, key: str, frame: pd.DataFrame) -> pd.DataFra
     return None
 
 
+def training_env_config(profile: str, fee_bps: float | None = None,
+                        slippage_bps: float | None = None) -> EnvConfig:
+    """The policy stage's env configuration of a profile (lag, costs, position grid), with
+    optional cost overrides.
+
+    :param profile: ``quick`` or ``full``.
+    :param fee_bps: fee override.
+    :param slippage_bps: slippage override.
+    """
+    from cryptorl_core.agent.config import AgentConfig
+
+    env = AgentConfig.profile(profile).env
+    changes = {k: v for k, v in (("fee_bps", fee_bps), ("slippage_bps", slippage_bps)) if v is not None}
+    return env.with_overrides(**changes) if changes else env
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cryptorl-compare",
@@ -234,11 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frame", help="segment frame parquet (default <storage>/frames/features/<key>.parquet)")
     parser.add_argument("--encoder", help="encoder.pth (default <storage>/artifacts/mae_encoder/<key>/encoder.pth)")
     parser.add_argument("--hmm", help="parquet/CSV with the HMM columns of every frame row")
-    parser.add_argument("--fee-bps", type=float, default=EnvConfig.fee_bps)
-    parser.add_argument("--slippage-bps", type=float, default=EnvConfig.slippage_bps)
-    parser.add_argument("--long-only", action="store_true")
-    parser.add_argument("--profile", default="full", choices=("quick", "full"),
-                        help="analytics profile (timing horizon, baseline windows)")
+    parser.add_argument("--fee-bps", type=float, help="override the training env's fee")
+    parser.add_argument("--slippage-bps", type=float, help="override the training env's slippage")
+    parser.add_argument("--profile", default=os.environ.get(PROFILE_ENV, "quick"), choices=("quick", "full"),
+                        help=f"pipeline profile: the training env's costs and the analytics settings "
+                             f"(default ${PROFILE_ENV} or quick)")
     parser.add_argument("--device", default="cpu")
     return parser
 
@@ -259,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     frame = pd.read_parquet(frame_path)
     encoder = Path(args.encoder) if args.encoder else root / "artifacts" / "mae_encoder" / args.segment / ENCODER_FILENAME
     hmm = read_hmm_context(args.hmm) if args.hmm else default_hmm_context(root, args.segment, frame)
-    env_config = EnvConfig(fee_bps=args.fee_bps, slippage_bps=args.slippage_bps, long_only=args.long_only)
+    env_config = training_env_config(args.profile, args.fee_bps, args.slippage_bps)
     config = BacktestConfig.profile(args.profile)
     try:
         comparison = compare_policies(
@@ -273,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     run = next(iter(comparison.runs.values()))
     print(f"Segment {args.segment}, {args.split} window {run.steps.index[0]} .. {run.steps.index[-1]} "
-          f"({len(run.steps) - 1} h), fee {args.fee_bps} bps + slippage {args.slippage_bps} bps, "
+          f"({len(run.steps) - 1} h), fee {env_config.fee_bps} bps + slippage {env_config.slippage_bps} bps, "
           f"lag {env_config.execution_lag} bar, w_cost {run.w_cost}")
     print(f"A = {args.a}\nB = {args.b}\n")
     print(comparison.markdown())

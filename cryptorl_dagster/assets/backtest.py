@@ -17,6 +17,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from cryptorl_core.agent.config import AgentConfig
 from cryptorl_core.backtest.audit import audit_policy
 from cryptorl_core.backtest.collapse import collapse_stats, is_collapsed
 from cryptorl_core.backtest.compare import load_policy
@@ -53,15 +54,12 @@ def backtest_configs(profile: ProfileResource, policy: Any = None) -> tuple[EnvC
     :return: ``(env_config, backtest_config)``; the backtest conditions the policy on the
         agent's ``eval_w_cost``, as its evaluation during training did.
     """
-    from cryptorl_core.agent.config import AgentConfig
-
     agent = getattr(policy, "config", None)
     if isinstance(agent, dict):
         agent = AgentConfig.from_dict(agent)
     if not isinstance(agent, AgentConfig):
         agent = AgentConfig.profile(profile.name)
-    pipeline = profile.pipeline()
-    backtest = getattr(pipeline, "backtest", None) or BacktestConfig.profile(profile.name)
+    backtest = profile.pipeline().backtest
     return agent.env, dataclasses.replace(backtest, eval_w_cost=agent.eval_w_cost)
 
 
@@ -71,16 +69,6 @@ def policy_path(tqc_policy: Any) -> str:
     if not isinstance(path, str | os.PathLike):
         raise TypeError(f"tqc_policy must carry the path of the saved model, got {type(tqc_policy).__name__}")
     return os.fspath(path)
-
-
-def hmm_context_source(hmm_model: Any) -> Any:
-    """The HMM context as :meth:`MarketTensors.build` takes it: a frame of the HMM columns, an
-    array, or a regime model with ``context(frame)``; an artifact with ``load()`` is loaded."""
-    if hasattr(hmm_model, "context") or isinstance(hmm_model, pd.DataFrame):
-        return hmm_model
-    if hasattr(hmm_model, "load"):
-        return hmm_model.load()
-    return hmm_model
 
 
 def _metrics_frame(metrics: dict[str, dict[str, Any]], keys: tuple[str, ...]) -> pd.DataFrame:
@@ -109,7 +97,9 @@ def backtest_report(
     key = context.partition_key
     env_config, config = backtest_configs(profile, tqc_policy)
     device = resolve_device("auto")
-    model = load_policy(policy_path(tqc_policy), features, hmm_context=hmm_context_source(hmm_model),
+    # hmm_model (a RegimeModel: context(frame)) and mae_encoder (an EncoderArtifact) are what
+    # MarketTensors.build takes; the policy's extractor gets the segment's tensors attached.
+    model = load_policy(policy_path(tqc_policy), features, hmm_context=hmm_model,
                         encoder=mae_encoder, device=device)
     # The env stays on the CPU: one env per step is latency-bound, the policy uses `device`.
     report = build_report(model, features, TEST, key=key, env_config=env_config, config=config)
@@ -135,7 +125,7 @@ def backtest_report(
         "costs": f"fee {env_config.fee_bps} bps + slippage {env_config.slippage_bps} bps, "
                  f"execution lag {env_config.execution_lag} bar",
         "device": str(device),
-        "path": dg.MetadataValue.path(str(directory)),
+        "report_dir": dg.MetadataValue.path(str(directory)),
     }
     metadata.update({f"agent_{k}": agent[k] for k in HEADLINE_KEYS if agent.get(k) is not None})
     return dg.Output(record, metadata=metadata)
@@ -198,5 +188,5 @@ def wfo_summary(
         **{k: float(stats[k]) for k in ("mean_alpha_return_pct", "median_alpha_return_pct",
                                         "share_beating_bh_sharpe", "psr", "dsr")
            if stats[k] == stats[k]},  # NaN is not equal to itself: leave it out
-        "path": dg.MetadataValue.path(str(artifacts.path(SUMMARY_ASSET))),
+        "summary_dir": dg.MetadataValue.path(str(artifacts.path(SUMMARY_ASSET))),
     })
