@@ -101,7 +101,12 @@ def test_batched_env_matches_scalar_reference(overrides: dict, device: str) -> N
     open_, close = _prices(400, seed=3, vol=0.02)
     valid = np.arange(40, 160)  # short split: random starts near its end are truncated by it
     cfg = EnvConfig(
-        episode_length=15, churn_coef=0.3, smooth_coef=0.2, curriculum_lambda=0.7, **overrides
+        episode_length=15,
+        churn_coef=0.3,
+        smooth_coef=0.2,
+        curriculum_lambda=0.7,
+        step_info=True,  # also check the per-step info copy of the reward components
+        **overrides,
     )
     n_envs = 6
     env = BatchCryptoEnv.from_arrays(
@@ -120,6 +125,7 @@ def test_batched_env_matches_scalar_reference(overrides: dict, device: str) -> N
         obs, rewards, dones, infos = env.step(actions)
         env_reward = env.reward.cpu().numpy()
         env_perf, env_cost = env.reward_perf.cpu().numpy(), env.reward_cost.cpu().numpy()
+        env_churn, env_smooth = env.reward_churn.cpu().numpy(), env.reward_smooth.cpu().numpy()
         for i, ref in enumerate(refs):
             ref_obs, ref_reward, terminated, truncated, ref_info = ref.step(float(actions[i, 0]))
             assert env_reward[i] == pytest.approx(ref_reward, rel=1e-10, abs=1e-12)
@@ -127,9 +133,10 @@ def test_batched_env_matches_scalar_reference(overrides: dict, device: str) -> N
             assert rewards[i] == pytest.approx(ref_reward, rel=1e-5, abs=1e-5)
             assert env_perf[i] == pytest.approx(ref_info["reward_perf"], rel=1e-10, abs=1e-12)
             assert env_cost[i] == pytest.approx(ref_info["reward_cost"], rel=1e-10, abs=1e-12)
-            assert infos[i]["reward_perf"] == pytest.approx(
-                ref_info["reward_perf"], rel=1e-10, abs=1e-12
-            )
+            assert env_churn[i] == pytest.approx(ref_info["reward_churn"], rel=1e-10, abs=1e-12)
+            assert env_smooth[i] == pytest.approx(ref_info["reward_smooth"], rel=1e-10, abs=1e-12)
+            for key in ("reward_perf", "reward_cost"):
+                assert infos[i][key] == pytest.approx(ref_info[key], rel=1e-10, abs=1e-12)
             assert bool(dones[i]) == (terminated or truncated)
             if dones[i]:
                 n_ends["terminated" if terminated else "truncated"] += 1
@@ -155,6 +162,37 @@ def test_batched_env_matches_scalar_reference(overrides: dict, device: str) -> N
     assert n_ends["truncated"] > 0
     if overrides.get("bankrupt_nav"):
         assert n_ends["terminated"] > 0
+
+
+def test_step_info_off_by_default_and_outputs_are_fresh_each_step() -> None:
+    """Default infos are empty (components on the env as tensors); obs arrays are never reused."""
+    frame = _segment_frame()
+    env = BatchCryptoEnv.from_segment_frame(
+        frame, config=EnvConfig(episode_length=5), n_envs=8, seed=0
+    )
+    assert not env.config.step_info
+    obs = env.reset()
+    previous = {key: value.copy() for key, value in obs.items()}
+    perf_view = env.reward_perf  # a view, overwritten in place by every step
+    for k in range(1, 11):
+        new_obs, _, dones, infos = env.step(np.full((8, 1), 0.5, dtype=np.float32))
+        assert len(infos) == 8 and infos is not env._empty_infos
+        if k % 5:
+            assert not dones.any() and all(info == {} for info in infos)
+        else:  # every episode ends here: fresh dicts with the episode record
+            assert dones.all() and all("episode" in info for info in infos)
+            assert all(
+                info is not shared for info, shared in zip(infos, env._empty_infos, strict=True)
+            )
+        assert env.reward_perf is perf_view
+        assert all(new_obs[key] is not obs[key] for key in obs)
+        for key in obs:  # the previous step's arrays are untouched (SB3 keeps _last_obs)
+            np.testing.assert_array_equal(obs[key], previous[key])
+        obs, previous = new_obs, {key: value.copy() for key, value in new_obs.items()}
+    with pytest.raises(TypeError):
+        env._empty_infos[0]["x"] = 1
+    with pytest.raises(TypeError):
+        env._empty_infos[0].update(x=1)
 
 
 # ---------------------------------------------------------------------------- episodes and splits
@@ -382,7 +420,7 @@ class _SingleEnvView(gym.Env):
 
     def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict]:
         obs, reward, done, infos = self.venv.step(np.asarray(action, dtype=np.float32)[None])
-        info = infos[0]
+        info = dict(infos[0])  # a gym Env owns its info (DummyVecEnv writes into it)
         truncated = bool(done[0] and info["TimeLimit.truncated"])
         obs_i = info["terminal_observation"] if done[0] else {k: v[0] for k, v in obs.items()}
         return obs_i, float(reward[0]), bool(done[0]) and not truncated, truncated, info
@@ -441,11 +479,18 @@ def test_sb3_algorithms_learn_on_env(algo: str) -> None:
         )
     model.learn(200)
     assert model.num_timesteps >= 200
+    # the read-only empty infos shared across steps came back untouched from SB3
+    assert all(type(info) is not dict and info == {} for info in env._empty_infos)
     assert len(model.ep_info_buffer) > 0 and all(ep["l"] == 16 for ep in model.ep_info_buffer)
     if algo != "PPO":
-        stored = model.replay_buffer.observations["market"][: model.replay_buffer.pos]
+        buffer = model.replay_buffer
+        stored = buffer.observations["market"][: buffer.pos]
         # only train rows reached the buffer
         assert stored.min() >= WINDOW - 1 and stored.max() < 600
+        # obs and next_obs of each transition are one bar apart (a reused obs array would
+        # make them equal), the terminal row included
+        step = buffer.next_observations["market"][: buffer.pos] - stored
+        np.testing.assert_array_equal(step, np.ones_like(step))
         assert model.replay_buffer.observations["market"].dtype == np.float32
 
 

@@ -1,5 +1,6 @@
 """Batched torch trading environment (SB3 ``VecEnv``) and its scalar reference."""
 
+from cryptorl_core.device import resolve_device
 from cryptorl_core.env.batch_env import (
     OBS_KEYS,
     BatchCryptoEnv,
@@ -7,7 +8,7 @@ from cryptorl_core.env.batch_env import (
     gather_windows,
     row_index,
 )
-from cryptorl_core.env.config import EnvConfig, resolve_device
+from cryptorl_core.env.config import EnvConfig
 from cryptorl_core.env.market import SegmentMarket
 from cryptorl_core.env.reference import ReferenceCryptoEnv
 

@@ -44,14 +44,32 @@ its next step would need a bar outside the split, and terminated when NAV falls 
 ``bankrupt_nav``. Ends auto-reset the SB3 way (``terminal_observation``, ``TimeLimit.truncated``,
 ``episode = {"r", "l", "t"}`` in ``infos``).
 
-Host copies
------------
+Host copies and per-step cost
+-----------------------------
 SB3 wants numpy, so each ``step`` copies one packed ``(k, n_envs)`` tensor to the host:
 ``k = 5`` floats per env (3 observation values, reward, end code), 7 with ``step_info`` (the two
-reward components). When envs end, their end-of-episode state (10 floats each) and new start
-(2 floats each) follow in a second, small copy, after they are reset on the device (work
-proportional to the number that ended). Actions come in as ``n_envs`` floats. On CUDA each
-copy is one synchronisation, so the step cost is launch latency, not bytes.
+reward components). When envs end, their end-of-episode state and new start follow in a second,
+small copy, after they are reset on the device (work proportional to the number that ended).
+Actions come in as ``n_envs`` floats. On CUDA each copy is one synchronisation, so the step cost
+is launch latency, not bytes.
+
+On CPU a step over ~1000 envs is bound by per-op dispatch and Python, not arithmetic, so
+``step_wait`` writes into preallocated buffers (``out=``) and keeps the op count small. Torch's
+intra-op threads only add overhead at this size: ``torch.set_num_threads(1)`` is usually fastest
+(see ``bench/bench_env.py --threads``); the env does not change the global setting itself.
+
+Infos: SB3 wants one dict per env per step but only reads them. Unless ``step_info`` is on, the
+dicts of envs that did not end are shared, pre-allocated, read-only empty dicts (mutating one
+raises ``TypeError``); each step still returns a new list, and envs that ended get new dicts.
+The per-step reward components are always on the env as tensors (``reward_perf``,
+``reward_cost``, ``reward_churn``, ``reward_smooth``); a callback reads them with
+``self.training_env.get_attr("reward_perf")[0]`` (an ``(n_envs,)`` tensor, overwritten by the
+next step: clone to keep). ``EnvConfig(step_info=True)`` also puts ``reward_perf`` and
+``reward_cost`` in every ``infos[i]``, at about one small dict per env per step.
+
+Observations are new numpy arrays every step (views of that step's host copy): SB3's off-policy
+algorithms keep ``_last_obs = new_obs`` and store it as the next transition's ``obs``, so a
+buffer reused across steps would be overwritten under them.
 """
 
 from __future__ import annotations
@@ -72,12 +90,8 @@ from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnvStepReturn,
 )
 
-from cryptorl_core.env.config import (
-    MIN_GROWTH,
-    EnvConfig,
-    check_w_cost_distribution,
-    resolve_device,
-)
+from cryptorl_core.device import resolve_device
+from cryptorl_core.env.config import MIN_GROWTH, EnvConfig, check_w_cost_distribution
 from cryptorl_core.env.market import SegmentMarket
 from cryptorl_core.schema import WINDOW
 
@@ -105,6 +119,37 @@ _POSITION, _PREV_DPOS, _NAV, _W_COST, _EPISODE_REWARD = range(5)
 _STEPS = len(STATE_FIELDS) - 1
 _ACCUMULATORS = slice(_EPISODE_REWARD, len(STATE_FIELDS))
 
+#: Rows of the per-step output matrix, overwritten in place every step. The first five line up
+#: with the accumulators of STATE_FIELDS, so the episode sums take one in-place add.
+STEP_FIELDS = (
+    "reward",  # -> episode_reward
+    "fee",  # -> fees_paid
+    "traded",  # |dpos|, -> turnover
+    "trade_flag",  # 1 where the position changed, -> n_trades
+    "one",  # constant 1, -> steps
+    "reward_perf",
+    "reward_cost",
+    "reward_churn",
+    "reward_smooth",
+)
+_REWARD, _FEE, _TRADED, _TRADE_FLAG, _ONE, _PERF, _COST, _CHURN, _SMOOTH = range(len(STEP_FIELDS))
+
+
+class _EmptyInfo(dict):
+    """Read-only empty info dict, shared across steps by the envs that did not end.
+
+    Sharing is safe only because SB3 just reads infos; mutating one raises instead of leaking
+    a key into every later step of that env.
+    """
+
+    def _read_only(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError(
+            "BatchCryptoEnv shares the empty info dicts across steps: copy one before changing it"
+        )
+
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    update = setdefault = pop = popitem = clear = _read_only
+
 
 class _StateField:
     """Per-env ``(n_envs,)`` view of one row of the env's state matrix (assignable)."""
@@ -113,7 +158,7 @@ class _StateField:
         self.index = STATE_FIELDS.index(name)
 
     def __get__(self, env: BatchCryptoEnv | None, owner: type | None = None) -> Any:
-        return self if env is None else env._state[self.index]
+        return self if env is None else env._state_rows[self.index]
 
     def __set__(self, env: BatchCryptoEnv, value: Any) -> None:
         env._state[self.index] = value
@@ -226,9 +271,10 @@ class BatchCryptoEnv(VecEnv):
         self._max_steps = self.config.episode_length if mode == "random" else market.n_rows
 
         gap, intrabar, close_to_close = market.bar_returns()
-        self._gap = torch.as_tensor(gap, device=self.device, dtype=dtype)
-        self._intrabar = torch.as_tensor(intrabar, device=self.device, dtype=dtype)
-        self._close_to_close = torch.as_tensor(close_to_close, device=self.device, dtype=dtype)
+        # The bar returns a step needs, one row each, so a step gathers them in one op:
+        # lag 1: (gap, intrabar); lag 0: (close_to_close,).
+        bars = (gap, intrabar) if self.config.execution_lag == 1 else (close_to_close,)
+        self._bars = torch.as_tensor(np.stack(bars), device=self.device, dtype=dtype)
         self._start_rows = torch.as_tensor(market.start_rows, device=self.device)
         self._run_end = torch.as_tensor(market.run_end, device=self.device)
 
@@ -299,16 +345,28 @@ class BatchCryptoEnv(VecEnv):
 
         self.row = zeros(torch.long)  # current bar t of each env
         self.last_row = zeros(torch.long)  # last split row reachable from the episode's start
-        # One (n_fields, n_envs) matrix, so an auto-reset is a single torch.where.
+        # One (n_fields, n_envs) matrix, so an auto-reset is a single index_copy_.
         self._fresh = torch.zeros(len(STATE_FIELDS), n, device=self.device, dtype=self.dtype)
         self._fresh[_NAV] = 1.0
         self._state = self._fresh.clone()
+        # Row views made once: indexing a tensor costs about as much as a small op.
+        self._state_rows = self._state.unbind(0)
+        self._accumulators = self._state[_ACCUMULATORS]
         self._ones = torch.ones(n, device=self.device, dtype=self.dtype)
-        self.reward = zeros()
-        self.reward_perf = zeros()
-        self.reward_cost = zeros()
-        self.reward_churn = zeros()
-        self.reward_smooth = zeros()
+        # Step outputs and scratch, preallocated: step_wait writes them with out= / in place.
+        self._step_out = torch.zeros(len(STEP_FIELDS), n, device=self.device, dtype=self.dtype)
+        self._step_out[_ONE] = 1.0
+        self._step_rows = self._step_out.unbind(0)
+        self.reward = self._step_out[_REWARD]
+        self.reward_perf = self._step_out[_PERF]
+        self.reward_cost = self._step_out[_COST]
+        self.reward_churn = self._step_out[_CHURN]
+        self.reward_smooth = self._step_out[_SMOOTH]
+        self._target, self._dpos, self._cost_frac = zeros(), zeros(), zeros()
+        self._growth, self._carry, self._earn = zeros(), zeros(), zeros()
+        self._bar_out = torch.zeros(self._bars.shape[0], n, device=self.device, dtype=self.dtype)
+        self._hit_end, self._end_code = zeros(torch.bool), zeros()
+        self._empty_infos = [_EmptyInfo() for _ in range(n)]
 
     def _sample_start_rows(self, n: int) -> torch.Tensor:
         if self.mode == "sequential":
@@ -335,15 +393,19 @@ class BatchCryptoEnv(VecEnv):
         )
         return w.masked_fill(zero, 0.0)
 
-    def _reset_envs(self, index: torch.Tensor) -> None:
-        """Start new episodes in the envs listed in ``index`` (work proportional to their number)."""
+    def _reset_envs(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Start new episodes in the envs listed in ``index`` (work proportional to their number).
+
+        :return: the new start rows and ``w_cost`` of those envs.
+        """
         k = index.shape[0]
         start = self._sample_start_rows(k)
+        w_cost = self._sample_w_cost(k)
         self.row.index_copy_(0, index, start)
         self.last_row.index_copy_(0, index, self._run_end.index_select(0, start))
-        fresh = self._fresh[:, :k].clone()
-        fresh[_W_COST] = self._sample_w_cost(k)
-        self._state.index_copy_(1, index, fresh)
+        self._state.index_copy_(1, index, self._fresh[:, :k])
+        self._state_rows[_W_COST].index_copy_(0, index, w_cost)
+        return start, w_cost
 
     def set_w_cost_distribution(
         self,
@@ -379,12 +441,12 @@ class BatchCryptoEnv(VecEnv):
             self._generator.manual_seed(int(self._seeds[0]))
         self._reset_seeds()
         self._reset_options()
-        self._reset_envs(torch.arange(self.num_envs, device=self.device))
-        self.reward.zero_()
-        state = self._state
-        host = (
-            torch.stack([self.row.to(self.dtype), state[_POSITION], state[_W_COST]]).cpu().numpy()
-        )
+        with torch.inference_mode():
+            self._reset_envs(torch.arange(self.num_envs, device=self.device))
+            self.reward.zero_()
+            state = self._state
+            host = torch.stack([self.row.to(self.dtype), state[_POSITION], state[_W_COST]])
+            host = host.cpu().numpy()
         self.reset_infos = [{} for _ in range(self.num_envs)]
         return self._obs_from_host(host)
 
@@ -395,82 +457,91 @@ class BatchCryptoEnv(VecEnv):
             raise ValueError(f"expected {self.num_envs} actions, got {act.shape[0]}")
         self._actions = act
 
-    def target_position(self, actions: torch.Tensor) -> torch.Tensor:
+    def target_position(
+        self, actions: torch.Tensor, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Map raw actions to executable target positions: clip, round to ``position_step``, clip.
 
         :param actions: ``(n_envs,)`` raw actions.
+        :param out: optional ``(n_envs,)`` tensor to write the result into.
         :return: ``(n_envs,)`` target positions in ``[-1, 1]`` (``[0, 1]`` if long-only).
         """
-        target = actions.clamp(self._low_position, 1.0)
+        target = torch.clamp(actions, self._low_position, 1.0, out=out)
         step = self.config.position_step
         if step > 0:
-            target = (torch.round(target / step) * step).clamp(self._low_position, 1.0)
+            # divide (not multiply by 1 / step): the same rounding as the reference
+            target.div_(step).round_().mul_(step).clamp_(self._low_position, 1.0)
         return target
 
     def step_wait(self) -> VecEnvStepReturn:
         """Advance every env one bar, auto-reset the ones that ended, return numpy arrays for SB3."""
         if self._actions is None:
             raise RuntimeError("step_wait() called without step_async()")
-        cfg = self.config
-        state = self._state
-        position, nav = state[_POSITION], state[_NAV]
-        target = self.target_position(self._actions)
-        self._actions = None
-        dpos = target - position
-        traded = dpos.abs()
-        cost_frac = traded * cfg.cost_rate
-        t = self.row
-        if cfg.execution_lag == 1:
-            # old position over the gap
-            carry = torch.addcmul(self._ones, position, self._gap.index_select(0, t))
-            growth = (
-                carry
-                * (1.0 - cost_frac)
-                * torch.addcmul(self._ones, target, self._intrabar.index_select(0, t))
-            )
-            traded_nav = nav * carry
-        else:  # look-ahead cheat, see module docstring
-            growth = (1.0 - cost_frac) * torch.addcmul(
-                self._ones, target, self._close_to_close.index_select(0, t)
-            )
-            traded_nav = nav
-        growth = growth.clamp_min(MIN_GROWTH)
-
-        self.reward_perf = cfg.reward_scale * torch.log(growth)
-        self.reward_churn = -self.churn_coef * traded
-        self.reward_smooth = -self.smooth_coef * (dpos - state[_PREV_DPOS]).square()
-        self.reward_cost = self.reward_churn + self.reward_smooth
-        cost_weight = self.curriculum_lambda * cfg.max_penalty_scale
-        self.reward = torch.addcmul(
-            self.reward_perf, state[_W_COST], self.reward_cost, value=cost_weight
-        )
-
-        state[_ACCUMULATORS] += torch.stack(
-            [self.reward, traded_nav * cost_frac, traded, (traded > 0).to(self.dtype), self._ones]
-        )
-        nav.mul_(growth)
-        position.copy_(target)
-        state[_PREV_DPOS] = dpos
-        self.row.add_(1)
-
-        terminated = nav <= cfg.bankrupt_nav
-        hit_end = (state[_STEPS] >= self._max_steps) | (self.row >= self.last_row)
-        end_code = torch.where(terminated, float(_TERMINATED), hit_end.to(self.dtype) * _TRUNCATED)
-
-        packed = [self.row.to(self.dtype), position, state[_W_COST], self.reward, end_code]
-        if cfg.step_info:
-            packed += [self.reward_perf, self.reward_cost]
-        # the one synchronisation of a step without episode ends
-        host = torch.stack(packed).cpu().numpy()
+        # inference_mode: no autograd bookkeeping; every tensor written here was allocated
+        # outside it, so the env's attributes stay ordinary tensors.
+        with torch.inference_mode():
+            host = self._advance()
         obs = self._obs_from_host(host)
-        rewards = host[3].astype(np.float32)
-        codes = host[4].astype(np.int64)
-        dones = codes != _RUNNING
-        infos = self._step_infos(host)
-        ended = np.flatnonzero(dones)
+        rewards = host[3].astype(np.float32, copy=False)
+        codes = host[4]
+        ended = np.flatnonzero(codes)
+        if self.config.step_info:
+            infos = self._step_infos(host)
+        else:
+            infos = list(self._empty_infos)  # a new list: callers may replace entries
         if len(ended):
             self._end_episodes(ended, codes, obs, infos)
-        return obs, rewards, dones, infos
+        return obs, rewards, codes != _RUNNING, infos
+
+    def _advance(self) -> np.ndarray:
+        """The device part of a step: accounting, rewards, end codes; return the packed host copy."""
+        cfg = self.config
+        state, out = self._state_rows, self._step_rows
+        position, nav = state[_POSITION], state[_NAV]
+        target = self.target_position(self._actions, out=self._target)
+        self._actions = None
+        dpos = torch.sub(target, position, out=self._dpos)
+        traded = torch.abs(dpos, out=out[_TRADED])
+        torch.gt(traded, 0.0, out=out[_TRADE_FLAG])
+        cost_frac = torch.mul(traded, cfg.cost_rate, out=self._cost_frac)
+        bars = torch.index_select(self._bars, 1, self.row, out=self._bar_out)
+        fee = out[_FEE]
+        # growth = carry * (1 - cost_frac) * earn, in the reference's order of products
+        growth = torch.sub(self._ones, cost_frac, out=self._growth)
+        if cfg.execution_lag == 1:
+            # the old position over the gap to t+1's open, then the new one over bar t+1
+            carry = torch.addcmul(self._ones, position, bars[0], out=self._carry)
+            growth.mul_(carry)
+            torch.mul(nav, carry, out=fee)  # NAV at t+1's open, where the trade happens
+        else:  # look-ahead cheat, see module docstring
+            fee.copy_(nav)
+        growth.mul_(torch.addcmul(self._ones, target, bars[-1], out=self._earn))
+        growth.clamp_min_(MIN_GROWTH)
+        fee.mul_(cost_frac)
+
+        torch.log(growth, out=out[_PERF]).mul_(cfg.reward_scale)
+        torch.mul(traded, -self.churn_coef, out=out[_CHURN])
+        torch.sub(dpos, state[_PREV_DPOS], out=out[_SMOOTH]).square_().mul_(-self.smooth_coef)
+        torch.add(out[_CHURN], out[_SMOOTH], out=out[_COST])
+        cost_weight = self.curriculum_lambda * cfg.max_penalty_scale
+        torch.addcmul(out[_PERF], state[_W_COST], out[_COST], value=cost_weight, out=out[_REWARD])
+
+        self._accumulators.add_(self._step_out[: _ONE + 1])  # reward, fee, |dpos|, traded?, 1
+        nav.mul_(growth)
+        position.copy_(target)
+        state[_PREV_DPOS].copy_(dpos)
+        self.row.add_(1)
+
+        hit_end = torch.ge(self.row, self.last_row, out=self._hit_end)
+        hit_end |= state[_STEPS] >= self._max_steps
+        end_code = torch.mul(hit_end, float(_TRUNCATED), out=self._end_code)
+        end_code.masked_fill_(nav <= cfg.bankrupt_nav, float(_TERMINATED))
+
+        packed = [self.row.to(self.dtype), position, state[_W_COST], out[_REWARD], end_code]
+        if cfg.step_info:
+            packed += [out[_PERF], out[_COST]]
+        # a new tensor every step (obs are views of it); the one sync of a step without ends
+        return torch.stack(packed).cpu().numpy()
 
     def _end_episodes(
         self,
@@ -480,27 +551,20 @@ class BatchCryptoEnv(VecEnv):
         infos: list[dict[str, Any]],
     ) -> None:
         """Record the final state of the envs that ended, reset them, patch their observations."""
-        index = torch.as_tensor(ended, device=self.device)
-        final = torch.cat(
-            [
-                self.row.index_select(0, index).to(self.dtype)[None],
-                self._state.index_select(1, index),
-            ]
-        )
-        self._reset_envs(index)
-        fresh = torch.stack(
-            [
-                self.row.index_select(0, index).to(self.dtype),
-                self._state[_W_COST].index_select(0, index),
-            ]
-        )
-        values = torch.cat([final, fresh]).cpu().numpy()
+        with torch.inference_mode():
+            index = torch.as_tensor(ended, device=self.device)
+            final = self._state.index_select(1, index)
+            start, w_cost = self._reset_envs(index)
+            values = torch.cat([final, start.to(self.dtype)[None], w_cost[None]]).cpu().numpy()
+        terminal = {key: obs[key][ended] for key in OBS_KEYS}  # copies, taken before the patch
+        obs["market"][ended, 0] = values[-2]
+        obs["position"][ended, 0] = 0.0
+        obs["w_cost"][ended, 0] = values[-1]
         elapsed = round(time.time() - self._t_start, 6)
-        for j, i in enumerate(ended.tolist()):
-            row, *fields, new_row, new_w_cost = values[:, j].tolist()
+        for j, (i, fields) in enumerate(zip(ended.tolist(), values[:-2].T.tolist(), strict=True)):
             final_i = dict(zip(STATE_FIELDS, fields, strict=True))
-            info = infos[i]
-            info["terminal_observation"] = {key: obs[key][i].copy() for key in OBS_KEYS}
+            info = infos[i] if self.config.step_info else {}
+            info["terminal_observation"] = {key: terminal[key][j] for key in OBS_KEYS}
             info["TimeLimit.truncated"] = bool(codes[i] == _TRUNCATED)
             info["episode"] = {
                 "r": final_i["episode_reward"],
@@ -512,19 +576,13 @@ class BatchCryptoEnv(VecEnv):
             info["n_trades"] = int(final_i["n_trades"])
             info["fees_paid"] = final_i["fees_paid"]
             info["turnover"] = final_i["turnover"]
-            obs["market"][i, 0], obs["position"][i, 0], obs["w_cost"][i, 0] = (
-                new_row,
-                0.0,
-                new_w_cost,
-            )
+            infos[i] = info
 
     def _obs_from_host(self, host: np.ndarray) -> dict[str, np.ndarray]:
-        values = host[: len(OBS_KEYS)].astype(np.float32)
+        values = host[: len(OBS_KEYS)].astype(np.float32, copy=False)
         return {key: values[i].reshape(-1, 1) for i, key in enumerate(OBS_KEYS)}
 
     def _step_infos(self, host: np.ndarray) -> list[dict[str, Any]]:
-        if not self.config.step_info:
-            return [{} for _ in range(self.num_envs)]
         return [
             {"reward_perf": p, "reward_cost": c}
             for p, c in zip(host[5].tolist(), host[6].tolist(), strict=True)

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import torch
+# Re-exported: env.config.resolve_device was the env's own helper before the shared one existed.
+from cryptorl_core.device import resolve_device
+
+__all__ = [
+    "BPS",
+    "EXECUTION_LAGS",
+    "MIN_GROWTH",
+    "EnvConfig",
+    "check_w_cost_distribution",
+    "resolve_device",
+]
 
 #: One basis point as a fraction.
 BPS = 1e-4
@@ -48,8 +58,12 @@ class EnvConfig:
     :param w_cost_alpha: Beta(alpha, beta) shape of ``w_cost`` on ``[low, high]`` (1, 1 = uniform).
     :param w_cost_beta: second Beta shape parameter.
     :param bankrupt_nav: an episode terminates (not truncates) when NAV falls to this or below.
-    :param step_info: put the per-step reward components in every ``infos[i]``; costs one small
-        dict per env per step on the host. The same values are always on the env as tensors.
+    :param step_info: also put the per-step reward components (``reward_perf``, ``reward_cost``)
+        in every ``infos[i]``; costs one small dict per env per step on the host, about as much
+        as the rest of a CPU step. Off by default: the same values are always on the env as
+        ``(n_envs,)`` tensors ``reward_perf``, ``reward_cost``, ``reward_churn``,
+        ``reward_smooth``, which a callback reads with
+        ``self.training_env.get_attr("reward_perf")[0]`` after each step.
     """
 
     n_envs: int = 16
@@ -70,7 +84,7 @@ class EnvConfig:
     w_cost_alpha: float = 1.0
     w_cost_beta: float = 1.0
     bankrupt_nav: float = 0.1
-    step_info: bool = True
+    step_info: bool = False
 
     def __post_init__(self) -> None:
         if self.n_envs < 1:
@@ -130,14 +144,3 @@ def check_w_cost_distribution(
         raise ValueError(f"p_zero must be in [0, 1], got {p_zero}")
     if alpha <= 0 or beta <= 0:
         raise ValueError(f"Beta shapes must be > 0, got alpha={alpha}, beta={beta}")
-
-
-def resolve_device(device: torch.device | str) -> torch.device:
-    """Turn ``"auto"`` into CUDA when available, else CPU; pass anything else to ``torch.device``.
-
-    :param device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a ``torch.device``.
-    :return: the device.
-    """
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
