@@ -587,9 +587,13 @@ def policy_log_std(model: BaseAlgorithm) -> float:
 
 
 class MetricsCallback(StatefulCallback):
-    """Every ``log_freq`` env steps: NAV and reward components of the training episodes,
-    action mean / std / histogram entropy, ent_coef and log_std to the SB3 logger (TensorBoard;
-    SB3 itself logs the critic and actor losses), and one entry of :attr:`history`.
+    """Every ``log_freq`` env steps: NAV and reward components of the training envs, action
+    mean / std / histogram entropy, ent_coef and log_std to the SB3 logger (TensorBoard; SB3
+    itself logs the critic and actor losses), and one entry of :attr:`history`.
+
+    Reward components come from the env's per-step tensors (``reward_perf``, ``reward_cost``,
+    read with ``get_attr``) and are summed on the env's device, so logging adds no host copy
+    per step; episode NAV and trades come from the infos of envs that ended.
 
     :param log_freq: vector-env steps between two records.
     """
@@ -600,20 +604,32 @@ class MetricsCallback(StatefulCallback):
         super().__init__(verbose)
         self.log_freq = int(log_freq)
         self.history: list[dict[str, float]] = []
+        self._reset_window()
+
+    def _reset_window(self) -> None:
         self._actions: list[np.ndarray] = []
-        self._perf: list[float] = []
-        self._cost: list[float] = []
+        self._reward_sums: torch.Tensor | None = None
+        self._reward_steps = 0
         self._navs: list[float] = []
         self._trades: list[float] = []
+
+    def _env_tensor(self, name: str) -> torch.Tensor | None:
+        try:
+            value = self.training_env.get_attr(name)[0]
+        except AttributeError:
+            return None
+        return value if isinstance(value, torch.Tensor) else None
 
     def _on_step(self) -> bool:
         actions = self.locals.get("actions")
         if actions is not None:
             self._actions.append(np.asarray(actions, dtype=float).reshape(-1))
+        perf, cost = self._env_tensor("reward_perf"), self._env_tensor("reward_cost")
+        if perf is not None and cost is not None:
+            step = torch.stack([perf.float().mean(), cost.float().mean()])
+            self._reward_sums = step if self._reward_sums is None else self._reward_sums + step
+            self._reward_steps += 1
         for info in self.locals.get("infos", ()):
-            if "reward_perf" in info:
-                self._perf.append(info["reward_perf"])
-                self._cost.append(info["reward_cost"])
             if "nav" in info and "episode" in info:
                 self._navs.append(info["nav"])
                 self._trades.append(info["n_trades"] / max(info["episode"]["l"], 1))
@@ -626,6 +642,7 @@ class MetricsCallback(StatefulCallback):
         if not self._actions:
             return None
         acts = np.concatenate(self._actions)
+        rewards = (self._reward_sums / self._reward_steps).tolist() if self._reward_sums is not None else [math.nan] * 2
         entry = {
             "step": float(self.num_timesteps),
             "action_mean": float(acts.mean()),
@@ -633,18 +650,18 @@ class MetricsCallback(StatefulCallback):
             "action_entropy_bits": collapse_stats(np.clip(acts, -1.0, 1.0)).entropy_bits,
             "ent_coef": current_ent_coef(self.model),
             "log_std": policy_log_std(self.model),
-            "reward_perf": float(np.mean(self._perf)) if self._perf else math.nan,
-            "reward_cost": float(np.mean(self._cost)) if self._cost else math.nan,
+            "reward_perf": float(rewards[0]),
+            "reward_cost": float(rewards[1]),
             "episode_nav": float(np.mean(self._navs)) if self._navs else math.nan,
             "trades_per_step": float(np.mean(self._trades)) if self._trades else math.nan,
         }
+        groups = {"ent_coef": "train", "log_std": "train", "reward_perf": "rollout", "reward_cost": "rollout",
+                  "episode_nav": "rollout", "trades_per_step": "rollout"}
         for key, value in entry.items():
             if key != "step" and not math.isnan(value):
-                group = "rollout" if key in ("reward_perf", "reward_cost", "episode_nav", "trades_per_step") else "actions"
-                group = "train" if key in ("ent_coef", "log_std") else group
-                self.logger.record(f"{group}/{key}", value)
+                self.logger.record(f"{groups.get(key, 'actions')}/{key}", value)
         self.history.append(entry)
-        self._actions, self._perf, self._cost, self._navs, self._trades = [], [], [], [], []
+        self._reset_window()
         return entry
 
     def state_dict(self) -> dict[str, Any]:

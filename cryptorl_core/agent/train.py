@@ -17,7 +17,8 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,11 @@ from cryptorl_core.agent.checkpointing import (
     restore_callback_states,
 )
 from cryptorl_core.agent.config import AgentConfig
-from cryptorl_core.agent.extractor import FoundationFeatureExtractor, attach_market, extractor_kwargs
+from cryptorl_core.agent.extractor import (
+    FoundationFeatureExtractor,
+    attach_market,
+    extractor_kwargs,
+)
 from cryptorl_core.agent.market_tensors import EncoderLike, HMMContextLike, MarketTensors
 from cryptorl_core.device import resolve_device
 from cryptorl_core.env import BatchCryptoEnv, SegmentMarket
@@ -271,6 +276,18 @@ def run_fingerprint(config: AgentConfig, market: MarketTensors, frame: pd.DataFr
     return h.hexdigest()[:16]
 
 
+@contextmanager
+def cpu_threads(n: int | None) -> Iterator[None]:
+    """Temporarily set torch's intra-op thread count (``None``: leave it)."""
+    previous = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 # ---------------------------------------------------------------------------- training
 
 
@@ -368,7 +385,7 @@ def train_policy(
     remaining = config.total_timesteps - model.num_timesteps
     t0 = time.perf_counter()
     if remaining > 0 and not early_stop.stopped:
-        with guard:
+        with guard, cpu_threads(config.cpu_threads if dev.type == "cpu" else None):
             model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=checkpoint is None,
                         tb_log_name=config.algo, log_interval=1 if config.algo == "ppo" else 4)
     train_seconds = time.perf_counter() - t0

@@ -1,0 +1,181 @@
+"""``tqc_policy``: the FiLM-conditioned TQC agent trained on one segment over the frozen encoder.
+
+Checkpoints live in ``artifacts.checkpoint_dir("tqc_policy", key)``, so a cancelled run
+(Dagster sends SIGTERM: the trainer saves a checkpoint first) or a crashed one resumes when
+the partition is materialized again. Final files are published through ``artifacts.publish``:
+a failed or cancelled run never replaces the previous policy.
+"""
+
+
+import io
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from cryptorl_core.agent import AgentConfig, PolicyArtifact, PolicyTrainResult, train_policy
+from cryptorl_core.device import resolve_device
+from cryptorl_dagster.metadata import markdown_table, png_markdown
+from cryptorl_dagster.partitions import segment_partitions
+from cryptorl_dagster.resources import ArtifactStore, ProfileResource
+from cryptorl_dagster.tags import GPU_TAGS
+
+ASSET_NAME = "tqc_policy"
+
+
+class PolicyRunConfig(dg.Config):
+    """Per-run overrides of the profile's agent configuration (launchpad / tests); unset
+    fields keep the profile's values.
+
+    :param total_timesteps: env transitions to train on.
+    :param n_envs: parallel training envs.
+    :param eval_freq: env transitions between evaluations.
+    :param checkpoint_freq: env transitions between checkpoints.
+    :param algo: ``tqc``, ``sac`` or ``ppo``.
+    :param seed: training seed.
+    :param tiny_network: shrink every width (tokens 1, features 16, heads 16x16, batch 32):
+        for smoke tests of the wiring only.
+    """
+
+    total_timesteps: int | None = None
+    n_envs: int | None = None
+    eval_freq: int | None = None
+    checkpoint_freq: int | None = None
+    algo: str | None = None
+    seed: int | None = None
+    tiny_network: bool = False
+
+
+def agent_config_for(profile: ProfileResource, run: PolicyRunConfig | None = None) -> AgentConfig:
+    """The profile's agent configuration with the run's overrides applied."""
+    config = profile.pipeline().agent
+    if run is None:
+        return config
+    changes: dict[str, Any] = {k: v for k, v in {
+        "total_timesteps": run.total_timesteps, "n_envs": run.n_envs, "eval_freq": run.eval_freq,
+        "checkpoint_freq": run.checkpoint_freq, "algo": run.algo, "seed": run.seed}.items() if v is not None}
+    if run.tiny_network:
+        changes.update(tokens=1, features_dim=16, film_hidden=8, net_arch=(16, 16), batch_size=32,
+                       learning_starts=min(config.learning_starts, 64), buffer_size=min(config.buffer_size, 5_000))
+    if "n_envs" in changes:
+        changes["env"] = config.env.with_overrides(n_envs=changes["n_envs"])
+    return config.replace(**changes)
+
+
+def _figure(rows: int) -> tuple[Figure, Any]:
+    fig = Figure(figsize=(7, 2.0 * rows), dpi=80, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(rows, 1, squeeze=False)[:, 0]
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def training_curves_png(result: PolicyTrainResult) -> bytes:
+    """Eval reward and NAV over training; training action std / entropy and ent_coef."""
+    fig, ax = _figure(3)
+    evals = pd.DataFrame(result.evals)
+    curves = pd.DataFrame(result.curves)
+    if not evals.empty:
+        ax[0].plot(evals["step"], evals["reward"], marker="o", label="eval reward")
+        if result.best_step >= 0:
+            ax[0].axvline(result.best_step, color="grey", ls="--", label="kept")
+        twin = ax[0].twinx()
+        twin.plot(evals["step"], evals["nav"], color="tab:green", label="eval NAV")
+        twin.set_ylabel("NAV")
+        ax[0].legend(loc="upper left", fontsize=7)
+    ax[0].set_title("evaluation on the eval window (deterministic)", fontsize=9)
+    if not curves.empty:
+        ax[1].plot(curves["step"], curves["action_std"], label="action std")
+        ax[1].plot(curves["step"], curves["action_entropy_bits"] / 4.39, label="action entropy / max")
+        ax[1].legend(fontsize=7)
+        ax[1].set_title("training actions", fontsize=9)
+        ax[2].plot(curves["step"], curves["ent_coef"], label="ent_coef")
+        ax[2].axhline(result.config.min_ent_coef, color="grey", ls=":", label="floor")
+        if curves["episode_nav"].notna().any():
+            nav = curves.dropna(subset=["episode_nav"])
+            twin = ax[2].twinx()
+            twin.plot(nav["step"], nav["episode_nav"], color="tab:green", alpha=0.6, label="train episode NAV")
+            twin.set_ylabel("NAV")
+        ax[2].set_yscale("log")
+        ax[2].legend(fontsize=7, loc="upper left")
+        ax[2].set_xlabel("env transitions")
+    return _png(fig)
+
+
+def _metadata(result: PolicyTrainResult, artifact: PolicyArtifact, png: bytes, device: str) -> dict[str, Any]:
+    m = result.metrics()
+    ev = result.eval_stats
+    evals = pd.DataFrame(result.evals)
+    table = evals[["step", "reward", "nav", "n_trades", "action_std"]].set_index("step") if not evals.empty else None
+    meta: dict[str, Any] = {
+        "algo": result.config.algo,
+        "device": device,
+        "seed": result.seed,
+        "num_timesteps": result.num_timesteps,
+        "resumed_from_step": result.start_timesteps,
+        "kept_checkpoint": result.kept_checkpoint,
+        "stopped_early": result.stopped_early,
+        "overfit_warning_at_step": result.overfit_warned_at,
+        "env_steps_per_s": round(result.env_steps_per_s, 1),
+        "eval_nav": ev.nav,
+        "eval_action_std": ev.action_std,
+        "eval_trades": ev.n_trades,
+        "collapsed": result.collapsed,
+        "collapse_floors": f"action std > {result.config.min_action_std}, trades >= {result.config.min_trades}",
+        "model_path": dg.MetadataValue.path(artifact.model_path),
+        "config": dg.MetadataValue.json(result.config.as_dict()),
+        "metrics": dg.MetadataValue.json({k: v for k, v in m.items() if isinstance(v, int | float | str | bool)}),
+        "training_curves": png_markdown(png, "training curves"),
+    }
+    if table is not None:
+        meta["evaluations"] = markdown_table(table)
+    return meta
+
+
+@dg.asset(partitions_def=segment_partitions, group_name="agent", op_tags=GPU_TAGS, kinds={"pytorch"})
+def tqc_policy(
+    context: dg.AssetExecutionContext,
+    config: PolicyRunConfig,
+    features: pd.DataFrame,
+    hmm_model: Any,
+    mae_encoder: Any,
+    artifacts: ArtifactStore,
+    profile: ProfileResource,
+) -> dg.Output[PolicyArtifact]:
+    """TQC (sb3-contrib) in the batched env on the segment's train window, over the frozen
+    encoder's embedding cache FiLM-modulated by the HMM regime context; curriculum, entropy
+    floor, evaluation on the eval window with best-model selection and early stopping.
+    Resumes from its last checkpoint; publishes ``tqc.zip`` (best), ``final_model.zip``,
+    ``config.json``, ``history.json`` and the training curves."""
+    key = context.partition_key
+    agent = agent_config_for(profile, config)
+    device = resolve_device("auto")  # honours $CRYPTORL_DEVICE set by the run launcher
+    context.log.info(f"training {agent.algo} for {key} on {device} ({profile.name} profile, "
+                     f"{agent.total_timesteps} steps, {agent.n_envs} envs)")
+    encoder = mae_encoder.load(device) if hasattr(mae_encoder, "load") else mae_encoder
+    checkpoint_dir = artifacts.checkpoint_dir(ASSET_NAME, key)
+    with artifacts.publish(ASSET_NAME, key) as staging:
+        result = train_policy(features, hmm_model, encoder, agent, out_dir=staging, checkpoint_dir=checkpoint_dir,
+                              device=device, tensorboard_dir=checkpoint_dir.parent / f"{key}-tensorboard")
+        png = training_curves_png(result)
+        (staging / "training_curves.png").write_bytes(png)
+    if result.resumed:
+        context.log.info(f"resumed from the checkpoint at step {result.start_timesteps}")
+    if result.collapsed:
+        context.log.warning(f"policy looks collapsed on the eval window: action std {result.eval_stats.action_std:.3f}, "
+                            f"{result.eval_stats.n_trades:.0f} trades")
+    final = artifacts.path(ASSET_NAME, key)
+    artifact = PolicyArtifact(
+        path=str(final), model_path=str(final / result.model_path.name),
+        final_model_path=str(final / result.final_model_path.name), config_path=str(final / result.config_path.name),
+        algo=agent.algo, config=agent.as_dict(), metrics=result.metrics(),
+        encoder_path=str(getattr(mae_encoder, "path", "")), d_model=int(result.extra["d_model"]),
+        tokens=int(result.extra["tokens"]),
+    )
+    return dg.Output(artifact, metadata=_metadata(result, artifact, png, str(device)))

@@ -1,0 +1,157 @@
+"""Short real training runs: outputs, algorithm choice, resume after a crash and after SIGTERM,
+reproducibility, and the quick profile's non-collapsed policy on synthetic data."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from agent_helpers import hmm_context, tiny_config, tiny_encoder
+from stable_baselines3.common.callbacks import BaseCallback
+
+from cryptorl_core.agent import (
+    AgentConfig,
+    MarketTensors,
+    TrainingInterrupted,
+    list_checkpoints,
+    load_policy,
+    rollout_policy,
+    train_policy,
+)
+from cryptorl_core.agent.callbacks import final_curriculum
+from cryptorl_core.encoder import CryptoMAE, MAEConfig
+from cryptorl_core.env import BatchCryptoEnv
+from cryptorl_core.schema import TEST, feature_columns
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def context(segment_frame: pd.DataFrame) -> pd.DataFrame:
+    return hmm_context(segment_frame)
+
+
+@pytest.fixture(scope="module")
+def market(segment_frame, context) -> MarketTensors:
+    return MarketTensors.build(segment_frame, context, tiny_encoder(segment_frame), tokens=1, device=CPU)
+
+
+class Crash(BaseCallback):
+    """Simulates a crash (an exception out of ``learn``) after ``at`` env transitions."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at = at
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self.at:
+            raise RuntimeError("simulated crash")
+        return True
+
+
+class SendSigterm(BaseCallback):
+    """Sends SIGTERM to this process (what Dagster's run cancel does) once, after ``at`` transitions."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at, self.sent = at, False
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self.at and not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), signal.SIGTERM)
+        return True
+
+
+def test_short_run_writes_outputs_and_logs(tmp_path, segment_frame, context, market):
+    res = train_policy(segment_frame, context, market, tiny_config(), tmp_path / "out", tmp_path / "ckpt",
+                       device="cpu", tensorboard_dir=tmp_path / "tb")
+    assert res.num_timesteps == 480 and res.start_timesteps == 0
+    assert res.model_path.name == "tqc.zip" and res.model_path.exists() and res.final_model_path.exists()
+    assert len(res.evals) == 2 and res.best_step in (240, 480) and res.kept_checkpoint.startswith("best eval")
+    saved = json.loads(res.config_path.read_text())
+    assert AgentConfig.from_dict(saved["config"]) == tiny_config() and saved["metrics"]["seed"] == 0
+    assert res.curves and {"action_std", "action_entropy_bits", "ent_coef", "log_std"} <= set(res.curves[0])
+    assert any(f.name.startswith("events.out.tfevents") for f in (tmp_path / "tb").rglob("*"))
+    assert (tmp_path / "ckpt" / "DONE.json").exists() and not list_checkpoints(tmp_path / "ckpt")
+    # The published model reloads and needs only the market tensors re-attached.
+    again = load_policy(res.model_path, market, "tqc", "cpu")
+    obs = {"market": np.array([[5000.0]], np.float32), "position": np.zeros((1, 1), np.float32),
+           "w_cost": np.full((1, 1), 0.5, np.float32)}
+    np.testing.assert_allclose(again.predict(obs, deterministic=True)[0], res.model.predict(obs, deterministic=True)[0])
+
+
+@pytest.mark.parametrize("algo", ["sac", "ppo"])
+def test_other_algorithms_train(tmp_path, segment_frame, context, market, algo):
+    cfg = tiny_config(algo=algo, total_timesteps=256, eval_freq=256, batch_size=64)
+    res = train_policy(segment_frame, context, market, cfg, tmp_path, device="cpu")
+    assert res.model_path.name == f"{algo}.zip" and res.num_timesteps >= 256
+    assert type(res.model).__name__ == algo.upper() and len(res.evals) == 1
+
+
+def test_resume_after_a_crash_continues_from_the_checkpoint(tmp_path, segment_frame, context, market):
+    cfg = tiny_config()
+    ckpt = tmp_path / "ckpt"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train_policy(segment_frame, context, market, cfg, tmp_path / "out", ckpt, device="cpu", extra_callbacks=[Crash(360)])
+    saved = list_checkpoints(ckpt)
+    assert [c.num_timesteps for c in saved] == [160, 320]  # rotating, every 160 transitions
+    evals_before = saved[-1].state["callbacks"]["eval"]["history"]
+    res = train_policy(segment_frame, context, market, cfg, tmp_path / "out", ckpt, device="cpu")
+    assert res.start_timesteps == 320 and res.resumed and res.num_timesteps == 480
+    # the evaluation history of the first attempt was restored, not restarted
+    assert res.evals[: len(evals_before)] == evals_before and [e["step"] for e in res.evals] == [240, 480]
+    assert res.curves[0]["step"] < 320 < res.curves[-1]["step"]
+
+
+def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes(tmp_path, segment_frame, context, market):
+    cfg = tiny_config(checkpoint_freq=10_000)  # no periodic checkpoint: only the SIGTERM one
+    ckpt = tmp_path / "ckpt"
+    handler_before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(TrainingInterrupted, match="SIGTERM") as info:
+        train_policy(segment_frame, context, market, cfg, tmp_path / "out", ckpt, device="cpu",
+                     extra_callbacks=[SendSigterm(200)])
+    assert signal.getsignal(signal.SIGTERM) is handler_before
+    step = info.value.num_timesteps
+    assert 200 <= step < 480 and [c.num_timesteps for c in list_checkpoints(ckpt)] == [step]
+    assert not (tmp_path / "out" / "tqc.zip").exists()  # nothing published by the interrupted run
+    res = train_policy(segment_frame, context, market, cfg, tmp_path / "out", ckpt, device="cpu")
+    assert res.start_timesteps == step and res.num_timesteps == 480
+
+
+def test_same_seed_gives_the_same_policy(tmp_path, segment_frame, context, market):
+    cfg = tiny_config(total_timesteps=320, eval_freq=10_000)
+    a = train_policy(segment_frame, context, market, cfg, tmp_path / "a", device="cpu", seed=3)
+    b = train_policy(segment_frame, context, market, cfg, tmp_path / "b", device="cpu", seed=3)
+    c = train_policy(segment_frame, context, market, cfg, tmp_path / "c", device="cpu", seed=4)
+    pa, pb, pc = (m.model.policy.state_dict() for m in (a, b, c))
+    assert all(torch.equal(pa[k], pb[k]) for k in pa)
+    assert not all(torch.equal(pa[k], pc[k]) for k in pa)
+    assert a.eval_stats.actions == b.eval_stats.actions
+
+
+@pytest.mark.slow
+def test_quick_profile_policy_is_not_collapsed_on_synthetic_data(tmp_path, segment_frame, context):
+    """The quick profile (untrained quick-size encoder: the regime signal reaches the policy
+    through the HMM FiLM context) trades and varies its position on the eval and test windows."""
+    torch.manual_seed(0)
+    encoder = CryptoMAE(len(feature_columns(segment_frame)), MAEConfig.quick()).eval()
+    cfg = AgentConfig.quick()
+    res = train_policy(segment_frame, context, encoder, cfg, tmp_path, device="cpu")
+    ev = res.eval_stats
+    assert not res.collapsed
+    assert ev.action_std > cfg.min_action_std and ev.n_trades >= cfg.min_trades
+    final = final_curriculum(cfg)
+    test_cfg = cfg.env.with_overrides(n_envs=1, curriculum_lambda=final.curriculum_lambda, churn_coef=final.churn_coef,
+                                      smooth_coef=final.smooth_coef, w_cost_low=cfg.eval_w_cost,
+                                      w_cost_high=cfg.eval_w_cost, w_cost_p_zero=0.0)
+    test = rollout_policy(res.model, BatchCryptoEnv.from_segment_frame(segment_frame, TEST, test_cfg, mode="sequential"),
+                          reward_scale=cfg.env.reward_scale)
+    print(f"quick profile: eval action std {ev.action_std:.3f}, trades {ev.n_trades:.0f}, nav {ev.nav:.4f}; "
+          f"test action std {test.action_std:.3f}, trades {test.n_trades:.0f}, nav {test.nav:.4f}")
+    assert test.action_std > cfg.min_action_std and test.n_trades >= cfg.min_trades

@@ -1,0 +1,100 @@
+"""The ``tqc_policy`` asset: materializes after the real upstream assets of the latest segment
+(tiny configs), publishes the policy files and reports the training in its metadata; a second
+materialization after a cancelled run resumes from the checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import pytest
+import torch
+from test_agent_training import SendSigterm
+
+from cryptorl_core.agent import AgentConfig, MarketTensors, PolicyArtifact, TrainingInterrupted
+from cryptorl_core.agent import train as agent_train
+from cryptorl_core.encoder import MAEConfig
+from cryptorl_dagster.assets import encoder as encoder_assets
+from cryptorl_dagster.assets.encoder import mae_encoder
+from cryptorl_dagster.assets.features import features
+from cryptorl_dagster.assets.market import raw_market_data
+from cryptorl_dagster.assets.policy import agent_config_for, tqc_policy
+from cryptorl_dagster.assets.regime import hmm_model
+from cryptorl_dagster.resources import ProfileResource
+from cryptorl_dagster.tags import GPU_TAGS
+
+TINY_MAE = MAEConfig.quick().replace(epochs=1, max_train_windows=128, max_eval_windows=64)
+TINY_RUN = {"total_timesteps": 320, "n_envs": 4, "eval_freq": 160, "checkpoint_freq": 160, "tiny_network": True}
+ASSETS = [raw_market_data, features, hmm_model, mae_encoder, tqc_policy]
+
+
+@pytest.fixture(autouse=True)
+def tiny_upstream(monkeypatch: pytest.MonkeyPatch):
+    """Tiny encoder training, CPU, one torch thread (see test_encoder_asset)."""
+    monkeypatch.setattr(encoder_assets, "mae_config_for", lambda profile: TINY_MAE)
+    monkeypatch.setenv("CRYPTORL_DEVICE", "cpu")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _run_config(**extra) -> dict:
+    return {"ops": {"tqc_policy": {"config": {**TINY_RUN, **extra}}}}
+
+
+def test_asset_is_partitioned_gpu_tagged_and_reads_its_upstreams() -> None:
+    spec = tqc_policy.specs_by_key[dg.AssetKey("tqc_policy")]
+    assert spec.group_name == "agent" and tqc_policy.partitions_def is not None
+    assert GPU_TAGS.items() <= tqc_policy.op.tags.items()
+    assert {dg.AssetKey(k) for k in ("features", "hmm_model", "mae_encoder")} <= set(tqc_policy.keys_by_input_name.values())
+
+
+def test_profile_config_and_overrides() -> None:
+    quick = ProfileResource(name="quick")
+    assert agent_config_for(quick) == AgentConfig.quick()
+    assert agent_config_for(ProfileResource(name="full")).features_dim == 512
+
+
+def test_tqc_policy_materializes_and_resumes(dagster_resources, latest_key, tmp_path, monkeypatch) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    # First attempt is cancelled: SIGTERM mid-training (what Dagster's run cancel sends). The
+    # trainer checkpoints and raises; nothing is published.
+    real_train = agent_train.train_policy
+
+    def cancelled(*args, **kwargs):
+        return real_train(*args, extra_callbacks=[SendSigterm(100)], **kwargs)
+
+    monkeypatch.setattr("cryptorl_dagster.assets.policy.train_policy", cancelled)
+    failed = dg.materialize(ASSETS, partition_key=latest_key, resources=dagster_resources, instance=instance,
+                            run_config=_run_config(), raise_on_error=False)
+    assert not failed.success
+    errors = [ev.event_specific_data.error.to_string() for ev in failed.get_step_failure_events()]
+    assert any(TrainingInterrupted.__name__ in e and "SIGTERM" in e for e in errors)
+    published = tmp_path / "artifacts" / "tqc_policy" / latest_key
+    assert not published.exists()
+    monkeypatch.setattr("cryptorl_dagster.assets.policy.train_policy", real_train)
+
+    result = dg.materialize(ASSETS, partition_key=latest_key, resources=dagster_resources, instance=instance,
+                            run_config=_run_config())
+    assert result.success
+    artifact = result.output_for_node("tqc_policy")
+    assert isinstance(artifact, PolicyArtifact) and artifact.algo == "tqc"
+    assert {p.name for p in published.iterdir()} >= {"tqc.zip", "final_model.zip", "config.json",
+                                                      "history.json", "training_curves.png"}
+    saved = json.loads((published / "config.json").read_text())
+    assert saved["config"]["total_timesteps"] == 320 and saved["metrics"]["num_timesteps"] == 320
+    meta = result.asset_materializations_for_node("tqc_policy")[0].metadata
+    assert meta["device"].value == "cpu" and meta["num_timesteps"].value == 320
+    assert 100 <= meta["resumed_from_step"].value < 320  # continued from the SIGTERM checkpoint
+    assert meta["training_curves"].value.startswith("![training curves](data:image/png;base64,")
+    assert "kept_checkpoint" in meta and "stopped_early" in meta and "evaluations" in meta
+
+    # The published policy loads against the segment's tensors (what backtest_report does).
+    frame = result.output_for_node("features")
+    encoder = result.output_for_node("mae_encoder").load("cpu")
+    market = MarketTensors.build(frame, result.output_for_node("hmm_model"), encoder, tokens=artifact.tokens,
+                                 device="cpu")
+    assert artifact.load(market, device="cpu", final=True).num_timesteps == 320
+    best = artifact.load(market, device="cpu")
+    assert 0 < best.num_timesteps <= 320
