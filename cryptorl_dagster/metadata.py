@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-
 import dagster as dg
 import pandas as pd
+
+from cryptorl_core.backtest.plots import png_to_markdown
 
 
 def markdown_table(frame: pd.DataFrame, floatfmt: str = ".4g") -> dg.MetadataValue:
@@ -21,5 +21,4 @@ def markdown_table(frame: pd.DataFrame, floatfmt: str = ".4g") -> dg.MetadataVal
 
 def png_markdown(png: bytes, alt: str = "plot") -> dg.MetadataValue:
     """A PNG embedded as a base64 data URI, so it renders in the Dagster UI."""
-    data = base64.b64encode(png).decode()
-    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{data})")
+    return dg.MetadataValue.md(png_to_markdown(png, alt))
