@@ -8,17 +8,16 @@ well under ~150 kB.
 from __future__ import annotations
 
 import base64
-import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from cryptorl_core.backtest.config import BacktestConfig
 from cryptorl_core.backtest.metrics import drawdown
+from cryptorl_core.plotting import figure_png, new_figure
 
 ArrayLike = np.ndarray | pd.Series | Sequence[float]
 
@@ -28,21 +27,7 @@ AGENT = "agent"
 
 def _figure(config: BacktestConfig | None, nrows: int = 1, **kw) -> tuple[Figure, np.ndarray]:
     cfg = config or BacktestConfig()
-    # A bare Figure with an Agg canvas: thread-safe, never opens a window.
-    fig = Figure(figsize=cfg.plot_figsize, dpi=cfg.plot_dpi, layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, 1, squeeze=False, **kw)[:, 0]
-    return fig, axes
-
-
-def _render(fig: Figure, path: str | Path | None) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    png = buf.getvalue()
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_bytes(png)
-    return png
+    return new_figure(cfg.plot_figsize, cfg.plot_dpi, nrows, **kw)
 
 
 def _x(series: ArrayLike) -> np.ndarray | pd.Index:
@@ -76,7 +61,7 @@ def equity_curve_png(
     ax.set_title(title)
     ax.legend(loc="best", fontsize="small")
     ax.grid(alpha=0.3)
-    return _render(fig, path)
+    return figure_png(fig, path)
 
 
 def drawdown_png(
@@ -102,7 +87,7 @@ def drawdown_png(
     ax.set_title(title)
     ax.legend(loc="lower left", fontsize="small")
     ax.grid(alpha=0.3)
-    return _render(fig, path)
+    return figure_png(fig, path)
 
 
 def position_png(
@@ -158,7 +143,7 @@ def position_png(
     ax_q.set_ylim(-1.1, 1.1)
     ax_q.set_ylabel("position")
     ax_q.grid(alpha=0.3)
-    return _render(fig, path)
+    return figure_png(fig, path)
 
 
 def png_to_markdown(png: bytes, alt: str = "chart") -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import io
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cryptorl_core.plotting import figure_png, new_figure
 from cryptorl_core.regime.model import RegimeModel
 from cryptorl_core.schema import EVAL, PRICE_CLOSE_COL, SPLIT_COL, TEST, TRAIN
 
@@ -136,15 +136,9 @@ def plot_regimes(frame: pd.DataFrame, probs: np.ndarray, title: str = "") -> byt
 
     :param probs: filtered probabilities of every row of ``frame`` (stable order).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     idx = frame.index
     state = probs.argmax(axis=1)
-    fig, (ax, axp) = plt.subplots(2, 1, figsize=(13, 6), sharex=True,
-                                  gridspec_kw={"height_ratios": [3, 1]})
+    fig, (ax, axp) = new_figure((13, 6), 80, 2, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     ax.plot(idx, frame[PRICE_CLOSE_COL].to_numpy(), color="black", lw=0.7)
     ax.set_yscale("log")
     band = ax.get_xaxis_transform()  # x in data, y in axes fraction: full-height shading
@@ -163,8 +157,4 @@ def plot_regimes(frame: pd.DataFrame, probs: np.ndarray, title: str = "") -> byt
     axp.set_ylim(0, 1)
     ax.legend(loc="lower left", ncol=4, fontsize=8)
     ax.set_title(title or "filtered regimes")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig)

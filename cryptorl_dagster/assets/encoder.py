@@ -1,7 +1,6 @@
 """``mae_encoder``: the per-segment masked-autoencoder foundation model (``encoder.pth``)."""
 
 
-import io
 
 import dagster as dg
 import pandas as pd
@@ -15,6 +14,7 @@ from cryptorl_core.encoder import (
     save_encoder,
     train_mae,
 )
+from cryptorl_core.encoder.plots import loss_curve_png
 from cryptorl_dagster.metadata import markdown_table, png_markdown
 from cryptorl_dagster.partitions import segment_partitions
 from cryptorl_dagster.resources import ArtifactStore, ProfileResource
@@ -26,29 +26,6 @@ ASSET_NAME = "mae_encoder"
 def mae_config_for(profile: ProfileResource) -> MAEConfig:
     """The profile's MAE configuration (``PipelineConfig.mae``); tests replace this."""
     return profile.pipeline().mae
-
-
-def loss_curve_png(history: list[dict], best_epoch: int) -> bytes:
-    """Train and eval reconstruction loss per epoch, best epoch marked, as PNG bytes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=90)
-    ax.plot(epochs, [h["train_loss"] for h in history], marker="o", label="train")
-    ax.plot(epochs, [h["eval_loss"] for h in history], marker="o", label="eval")
-    ax.axvline(best_epoch, color="grey", linestyle="--", label=f"best (epoch {best_epoch})")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("masked MSE")
-    ax.set_title("MAE reconstruction loss")
-    ax.legend()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
 
 
 def _metadata(result: MAETrainResult, path: str, png: bytes) -> dict:

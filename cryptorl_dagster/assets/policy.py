@@ -7,15 +7,13 @@ a failed or cancelled run never replaces the previous policy.
 """
 
 
-import io
 from typing import Any
 
 import dagster as dg
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from cryptorl_core.agent import AgentConfig, PolicyArtifact, PolicyTrainResult, train_policy
+from cryptorl_core.agent.plots import training_curves_png
 from cryptorl_core.device import resolve_device
 from cryptorl_dagster.metadata import markdown_table, png_markdown
 from cryptorl_dagster.partitions import segment_partitions
@@ -62,50 +60,6 @@ def agent_config_for(profile: ProfileResource, run: PolicyRunConfig | None = Non
     if "n_envs" in changes:
         changes["env"] = config.env.with_overrides(n_envs=changes["n_envs"])
     return config.replace(**changes)
-
-
-def _figure(rows: int) -> tuple[Figure, Any]:
-    fig = Figure(figsize=(7, 2.0 * rows), dpi=80, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig, fig.subplots(rows, 1, squeeze=False)[:, 0]
-
-
-def _png(fig: Figure) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
-
-
-def training_curves_png(result: PolicyTrainResult) -> bytes:
-    """Eval reward and NAV over training; training action std / entropy and ent_coef."""
-    fig, ax = _figure(3)
-    evals = pd.DataFrame(result.evals)
-    curves = pd.DataFrame(result.curves)
-    if not evals.empty:
-        ax[0].plot(evals["step"], evals["reward"], marker="o", label="eval reward")
-        if result.best_step >= 0:
-            ax[0].axvline(result.best_step, color="grey", ls="--", label="kept")
-        twin = ax[0].twinx()
-        twin.plot(evals["step"], evals["nav"], color="tab:green", label="eval NAV")
-        twin.set_ylabel("NAV")
-        ax[0].legend(loc="upper left", fontsize=7)
-    ax[0].set_title("evaluation on the eval window (deterministic)", fontsize=9)
-    if not curves.empty:
-        ax[1].plot(curves["step"], curves["action_std"], label="action std")
-        ax[1].plot(curves["step"], curves["action_entropy_bits"] / 4.39, label="action entropy / max")
-        ax[1].legend(fontsize=7)
-        ax[1].set_title("training actions", fontsize=9)
-        ax[2].plot(curves["step"], curves["ent_coef"], label="ent_coef")
-        ax[2].axhline(result.config.min_ent_coef, color="grey", ls=":", label="floor")
-        if curves["episode_nav"].notna().any():
-            nav = curves.dropna(subset=["episode_nav"])
-            twin = ax[2].twinx()
-            twin.plot(nav["step"], nav["episode_nav"], color="tab:green", alpha=0.6, label="train episode NAV")
-            twin.set_ylabel("NAV")
-        ax[2].set_yscale("log")
-        ax[2].legend(fontsize=7, loc="upper left")
-        ax[2].set_xlabel("env transitions")
-    return _png(fig)
 
 
 def _metadata(result: PolicyTrainResult, artifact: PolicyArtifact, png: bytes, device: str) -> dict[str, Any]:
