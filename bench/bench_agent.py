@@ -22,9 +22,8 @@ import pandas as pd
 import torch
 
 from cryptorl_core.agent import AgentConfig, MarketTensors, attach_market, build_model, make_envs
-from cryptorl_core.agent.train import cpu_threads
 from cryptorl_core.data.synthetic import generate_synthetic_market
-from cryptorl_core.device import resolve_device
+from cryptorl_core.device import cpu_threads, resolve_device
 from cryptorl_core.encoder import CryptoMAE, MAEConfig
 from cryptorl_core.features.config import FeatureConfig
 from cryptorl_core.features.pipeline import build_segment_frame

@@ -17,8 +17,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,7 +59,7 @@ from cryptorl_core.agent.extractor import (
     extractor_kwargs,
 )
 from cryptorl_core.agent.market_tensors import EncoderLike, HMMContextLike, MarketTensors
-from cryptorl_core.device import resolve_device
+from cryptorl_core.device import cpu_threads, resolve_device
 from cryptorl_core.env import BatchCryptoEnv, SegmentMarket
 from cryptorl_core.schema import EVAL, PRICE_CLOSE_COL, PRICE_OPEN_COL, TRAIN
 from cryptorl_core.seeding import seed_everything
@@ -274,18 +273,6 @@ def run_fingerprint(config: AgentConfig, market: MarketTensors, frame: pd.DataFr
         for t in market.encoder.state_dict().values():
             h.update(t.detach().float().cpu().numpy().tobytes())
     return h.hexdigest()[:16]
-
-
-@contextmanager
-def cpu_threads(n: int | None) -> Iterator[None]:
-    """Temporarily set torch's intra-op thread count (``None``: leave it)."""
-    previous = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 # ---------------------------------------------------------------------------- training

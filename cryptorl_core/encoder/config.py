@@ -43,6 +43,8 @@ class MAEConfig:
     :param seed: seed of weights, masks, dropout and shuffling; recorded in the result.
     :param amp: bf16 autocast (CUDA only; ignored on CPU).
     :param compile: ``torch.compile`` the training model (CUDA only; ignored on CPU).
+    :param cpu_threads: torch intra-op threads while training on CPU (restored afterwards);
+        ``None`` keeps torch's default.
     """
 
     window: int = WINDOW
@@ -67,6 +69,7 @@ class MAEConfig:
     seed: int = 0
     amp: bool = True
     compile: bool = True
+    cpu_threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
@@ -89,7 +92,7 @@ class MAEConfig:
         # small batches give more updates per CPU second.
         return cls(d_model=64, n_heads=4, n_layers=1, dim_feedforward=128, decoder_hidden=64,
                    dropout=0.0, epochs=8, batch_size=32, lr=2e-3, patience=3,
-                   max_train_windows=1024, max_eval_windows=256)
+                   max_train_windows=1024, max_eval_windows=256, cpu_threads=1)
 
     @classmethod
     def full(cls) -> MAEConfig:

@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from cryptorl_core.device import resolve_device
+from cryptorl_core.device import cpu_threads, resolve_device
 from cryptorl_core.encoder.checkpoint import atomic_torch_save
 from cryptorl_core.encoder.config import MAEConfig
 from cryptorl_core.encoder.model import CryptoMAE, count_parameters
@@ -226,6 +226,15 @@ def load_resume_state(checkpoint_dir: Path | None, fingerprint: str) -> dict[str
 def train_mae(frame: pd.DataFrame, config: MAEConfig, checkpoint_dir: str | os.PathLike | None = None,
               device: str | torch.device = "auto", progress: bool = True,
               on_epoch_end: Callable[[dict[str, float]], None] | None = None) -> MAETrainResult:
+    """Pre-train the MAE (see :func:`_train_mae`) with ``config.cpu_threads`` torch threads on CPU."""
+    on_cpu = resolve_device(device).type == "cpu"
+    with cpu_threads(config.cpu_threads if on_cpu else None):
+        return _train_mae(frame, config, checkpoint_dir, device, progress, on_epoch_end)
+
+
+def _train_mae(frame: pd.DataFrame, config: MAEConfig, checkpoint_dir: str | os.PathLike | None,
+               device: str | torch.device, progress: bool,
+               on_epoch_end: Callable[[dict[str, float]], None] | None) -> MAETrainResult:
     """Pre-train the MAE on a segment's train windows, early-stopping on eval windows.
 
     :param frame: a segment frame (technical columns and ``split``).
