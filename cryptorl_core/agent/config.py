@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from cryptorl_core.env.config import EnvConfig
+from cryptorl_core.fingerprint import stable_hash
 
 ALGOS = ("tqc", "sac", "ppo")
 PROFILES = ("quick", "full")
@@ -236,7 +236,7 @@ class AgentConfig:
 
     def fingerprint(self) -> str:
         """Short stable hash of every field (a checkpoint only resumes a run with the same one)."""
-        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        return stable_hash(self.as_dict())
 
     @property
     def env_config(self) -> EnvConfig:

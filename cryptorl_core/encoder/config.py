@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from cryptorl_core.fingerprint import stable_hash
 from cryptorl_core.schema import WINDOW
 
 #: Fields that fix the shapes of the weights: a checkpoint whose values differ from the
@@ -125,5 +124,4 @@ class MAEConfig:
 
     def fingerprint(self) -> str:
         """Short, stable hash of every field (used to decide whether a checkpoint resumes)."""
-        blob = json.dumps(self.as_dict(), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        return stable_hash(self.as_dict())

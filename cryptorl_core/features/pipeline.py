@@ -9,8 +9,6 @@ Usage from a notebook::
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -20,6 +18,7 @@ from cryptorl_core.features.config import FeatureConfig
 from cryptorl_core.features.ffd import min_stationary_d
 from cryptorl_core.features.normalization import NormStats
 from cryptorl_core.features.technical import compute_technical, is_unscaled
+from cryptorl_core.fingerprint import stable_hash
 from cryptorl_core.schema import (
     CRYPTO_SYMBOLS,
     PRICE_CLOSE_COL,
@@ -59,8 +58,7 @@ class FeatureParams:
 
     def fingerprint(self) -> str:
         """Short hash of the fitted statistics, to tie downstream models to them."""
-        blob = json.dumps(self.as_dict(), sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        return stable_hash(self.as_dict())
 
 
 def train_mask(index: pd.DatetimeIndex, segment: Segment) -> np.ndarray:
