@@ -6,9 +6,8 @@ Prints one ``name: value unit`` line per figure.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
+from timing import best_time
 
 from cryptorl_core.data.synthetic import generate_synthetic_market
 from cryptorl_core.features.config import FeatureConfig
@@ -20,26 +19,17 @@ REPEATS = 5
 ROLLING_WINDOW = 24
 
 
-def best_of(fn, repeats: int = REPEATS) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
 def main() -> None:
     market = generate_synthetic_market()
     frame = market.frame.drop(columns=["true_regime"])
     cfg = FeatureConfig()
     d = {"BTC": 0.4, "ETH": 0.4}
     numeric = frame.select_dtypes(np.number)
-    t_features = best_of(lambda: compute_technical(frame, d, cfg))
-    t_rolling = best_of(lambda: numeric.rolling(ROLLING_WINDOW).mean())
+    t_features = best_time(lambda: compute_technical(frame, d, cfg), REPEATS)
+    t_rolling = best_time(lambda: numeric.rolling(ROLLING_WINDOW).mean(), REPEATS)
     n_cols = compute_technical(frame, d, cfg).shape[1]
     seg = walk_forward_segments(market.start, market.end)[-1]
-    t_segment = best_of(lambda: build_segment_frame(frame, seg, cfg), repeats=2)
+    t_segment = best_time(lambda: build_segment_frame(frame, seg, cfg), repeats=2)
     print(f"features_rows: {len(frame)} rows")
     print(f"features_columns: {n_cols} columns")
     print(f"features_full_history_time: {t_features * 1e3:.1f} ms")

@@ -9,10 +9,10 @@ Usage: ``python bench/bench_hmm.py [--profile quick|full] [--repeats N]``
 from __future__ import annotations
 
 import argparse
-import time
 import warnings
-from collections.abc import Callable
 from dataclasses import replace
+
+from timing import best_time
 
 from cryptorl_core.data.synthetic import generate_synthetic_market
 from cryptorl_core.features.config import FeatureConfig
@@ -20,16 +20,6 @@ from cryptorl_core.features.pipeline import build_segment_frame
 from cryptorl_core.regime import HMMConfig, fit_regime_model
 from cryptorl_core.regime.model import input_matrix
 from cryptorl_core.segments import walk_forward_segments
-
-
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    """Fastest of ``repeats`` runs, in seconds (least disturbed by other processes)."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:

@@ -50,14 +50,7 @@ def random_segment_frame(n_train: int = 400, n_eval: int = 160, n_test: int = 80
     return frame
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models train far faster on one thread than with two threads spinning against
-    other processes on a small shared CPU (measured 4.5 s vs 68 s)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -20,14 +20,7 @@ from cryptorl_dagster.tags import GPU_TAGS
 TINY_QUICK = MAEConfig.quick().replace(epochs=2, max_train_windows=128, max_eval_windows=64)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models train far faster on one thread than with two threads spinning against
-    other processes on a small shared CPU (measured 4.5 s vs 68 s)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

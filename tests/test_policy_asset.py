@@ -8,11 +8,11 @@ import json
 
 import dagster as dg
 import pytest
-import torch
 from test_agent_training import SendSigterm
 
 from cryptorl_core.agent import AgentConfig, MarketTensors, PolicyArtifact, TrainingInterrupted
 from cryptorl_core.agent import train as agent_train
+from cryptorl_core.device import cpu_threads
 from cryptorl_core.encoder import MAEConfig
 from cryptorl_dagster.assets import encoder as encoder_assets
 from cryptorl_dagster.assets.encoder import mae_encoder
@@ -33,10 +33,8 @@ def tiny_upstream(monkeypatch: pytest.MonkeyPatch):
     """Tiny encoder training, CPU, one torch thread (see test_encoder_asset)."""
     monkeypatch.setattr(encoder_assets, "mae_config_for", lambda profile: TINY_MAE)
     monkeypatch.setenv("CRYPTORL_DEVICE", "cpu")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with cpu_threads(1):
+        yield
 
 
 def _run_config(**extra) -> dict:
