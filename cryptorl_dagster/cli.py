@@ -21,7 +21,9 @@ SUMMARY_KEYS = (
     "source", "symbols", "rows", "first_bar", "last_bar", "missing_hours_filled", "n_features",
     "ffd_d", "normalisation_fit_window", "summary", "regime_recovery_test_accuracy", "best_epoch",
     "eval_loss", "device", "early_stopped", "collapsed", "agent_sharpe", "agent_alpha_return_pct",
-    "n_segments", "missing_segments", "psr", "dsr",
+    "agent_timing_alpha_return_pct", "vol_target_sharpe", "regime_rule_sharpe",
+    "n_segments", "n_collapsed", "missing_segments", "median_sharpe", "median_regime_rule_sharpe",
+    "median_timing_alpha_return_pct", "psr", "dsr",
 )
 
 
@@ -46,16 +48,32 @@ def print_summary(result: dg.ExecuteInProcessResult, out=sys.stdout) -> None:
             print(f"   {verdict}  {ev.asset_key.to_user_string()}.{ev.check_name}", file=out)
 
 
+def timing_alpha_line(metadata: dict) -> str | None:
+    """One sentence on the agent's timing alpha from ``backtest_report`` metadata (None if absent)."""
+    keys = ("agent_mean_position", "agent_timing_alpha_return_pct", "agent_timing_alpha_sharpe")
+    if not all(k in metadata for k in keys):
+        return None
+    position, ret, sharpe = (float(getattr(metadata[k], "value", metadata[k])) for k in keys)
+    return (f"timing alpha vs exposure_matched (the agent's mean position {position:+.3f} held throughout, "
+            f"same costs): {ret:+.2f} pp return, {sharpe:+.3f} Sharpe")
+
+
 def print_report(result: dg.ExecuteInProcessResult, out=sys.stdout) -> None:
-    """The backtest's agent-vs-baselines table and where to see its plots."""
+    """The backtest's one-row-per-strategy table (agent, every baseline, exposure_matched), the
+    agent's timing alpha, and where to see the full metrics table and the plots."""
     for event in result.get_asset_materialization_events():
         mat = event.event_specific_data.materialization
         if mat.asset_key.to_user_string() != "backtest_report" or "report_table" not in mat.metadata:
             continue
         print(f"\n== backtest {mat.partition}: agent vs baselines (test window "
               f"{mat.metadata['test_window'].value}, {mat.metadata['costs'].value})", file=out)
-        print(mat.metadata["report_table"].value, file=out)
-        print(f"\nplots and per-step results: {mat.metadata['report_dir'].value}", file=out)
+        table = mat.metadata.get("strategies_table", mat.metadata["report_table"])
+        print(table.value, file=out)
+        line = timing_alpha_line(mat.metadata)
+        if line:
+            print(f"\n{line}", file=out)
+        print(f"\nfull metrics table (report.md), plots and per-step results: {mat.metadata['report_dir'].value}",
+              file=out)
 
 
 def run(partition: str | None, selection: str | None) -> int:

@@ -7,6 +7,7 @@ an HMM context frame, a tiny encoder and tiny TQC policies), so the test runs in
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import dagster as dg
@@ -30,6 +31,7 @@ from cryptorl_dagster.assets.backtest import (
     backtest_report,
     wfo_summary,
 )
+from cryptorl_dagster.cli import print_report
 from cryptorl_dagster.partitions import segment_partitions
 
 BASE64_PNG = "data:image/png;base64,"
@@ -112,8 +114,13 @@ def test_backtest_report_asset_and_warn_only_collapse_check(upstream: dict, dags
     assert result.success
     record = result.output_for_node("backtest_report")
     assert isinstance(record, BacktestRecord) and record.key == latest_key
-    assert set(record.metrics) == {AGENT, "buy_and_hold", "flat", "sma_crossover", "momentum"}
+    # The HMM context feeds the regime rules; a random walk has no true_regime, so no oracle.
+    assert list(record.metrics) == [AGENT, "buy_and_hold", "flat", "sma_crossover", "momentum", "vol_target",
+                                    "regime_rule", "regime_rule_long_only", "exposure_matched"]
     assert record.collapsed and record.metrics[AGENT]["n_trades"] == 1  # flat -> 0.3 once, then held
+    # A constant agent times nothing: it is its own exposure-matched line (to float32 precision).
+    assert record.metrics[AGENT]["mean_position"] == pytest.approx(0.3)
+    assert record.metrics[AGENT]["timing_alpha_return_pct"] == pytest.approx(0.0, abs=1e-4)
 
     # The same run (same lag and costs) as the library gives for the same policy.
     folder = Path(record.directory)
@@ -135,6 +142,18 @@ def test_backtest_report_asset_and_warn_only_collapse_check(upstream: dict, dags
     for name in ("equity_curve", "position", "drawdown"):
         assert BASE64_PNG in md[name].value
     assert "| Sharpe (ann.) |" in md["report_table"].value and "momentum" in md["report_table"].value
+    assert "| regime_rule |" in md["strategies_table"].value and "| exposure_matched |" in md["strategies_table"].value
+    assert md["agent_timing_alpha_return_pct"].value == record.metrics[AGENT]["timing_alpha_return_pct"]
+    assert md["regime_rule_sharpe"].value == record.metrics["regime_rule"]["sharpe"]
+
+    # The `make run` table: every strategy and the agent's timing alpha.
+    out = io.StringIO()
+    print_report(result, out)
+    printed = out.getvalue()
+    for name in record.metrics:
+        assert f"| {name} |" in printed
+    assert "| Timing alpha (return pp) |" in printed  # a column of the table
+    assert "timing alpha vs exposure_matched (the agent's mean position +0.300" in printed
     assert "buy_good_pct" in md["timing_quality"].value
     assert md["collapsed"].value is True and md["collapse_audit"].value["q_spread"] is not None
     assert md["report_dir"].value == str(folder)
@@ -154,22 +173,38 @@ def test_collapse_check_quiet_on_a_varied_policy(upstream: dict, dagster_resourc
     assert evaluation.metadata["n_trades"].value >= 10 and evaluation.metadata["modal_share"].value < 0.95
 
 
-def test_wfo_summary_lists_missing_segments(upstream: dict, dagster_resources: dict) -> None:
+def test_wfo_summary_lists_missing_segments_and_leaves_collapsed_ones_out(upstream: dict,
+                                                                           dagster_resources: dict) -> None:
     keys = segment_partitions.get_partition_keys()
-    done = keys[-2:]
+    done, dead = keys[-2:], keys[-3]
     for key in done:
         _materialize(upstream, "varied", key, dagster_resources)
+    _materialize(upstream, "constant", dead, dagster_resources)
     result = dg.materialize([wfo_summary], resources=dagster_resources,
                             instance=dg.DagsterInstance.ephemeral())
     assert result.success
     md = result.get_asset_materialization_events()[0].event_specific_data.materialization.metadata
-    assert md["n_segments"].value == 2 and md["n_missing"].value == len(keys) - 2
-    assert md["missing_segments"].value == ", ".join(keys[:-2])
-    assert all(key in md["segments"].value for key in done)
+    assert md["n_segments"].value == 3 and md["n_missing"].value == len(keys) - 3
+    assert md["missing_segments"].value == ", ".join(keys[:-3])
+    assert all(key in md["segments"].value for key in [dead, *done])
+    # The collapsed segment is listed and marked, but not in the aggregates.
+    assert md["n_collapsed"].value == 1 and md["collapsed_segments"].value == dead
+    assert md["n_included"].value == 2 and md["include_collapsed"].value is False
+    assert md["min_trades"].value >= 10
+    assert "median_timing_alpha_return_pct" in md and "median_regime_rule_sharpe" in md
     assert BASE64_PNG in md["stitched_equity"].value
     assert 0.0 <= md["psr"].value <= 1.0 and md["dsr"].value <= md["psr"].value
     summary_dir = Path(dagster_resources["artifacts"].path("wfo_summary"))
     assert (summary_dir / "summary.json").is_file() and (summary_dir / "stitched_equity.png").is_file()
+    segments_md = (summary_dir / "segments.md").read_text()
+    assert f"| {dead} |" in segments_md and "| yes |" in segments_md
+    assert set(pd.read_parquet(summary_dir / "stitched.parquet")["segment"]) == set(done)
+
+    # Asked to, the summary counts it.
+    again = dg.materialize([wfo_summary], resources=dagster_resources, instance=dg.DagsterInstance.ephemeral(),
+                           run_config={"ops": {"wfo_summary": {"config": {"include_collapsed": True}}}})
+    md = again.get_asset_materialization_events()[0].event_specific_data.materialization.metadata
+    assert md["n_included"].value == 3 and md["include_collapsed"].value is True and md["min_trades"].value == 1
 
 
 def test_wfo_summary_fails_clearly_without_reports(dagster_resources: dict) -> None:

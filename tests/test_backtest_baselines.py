@@ -1,4 +1,5 @@
-"""Baseline target-position generators: hand-computed cases and causality."""
+"""Baseline target-position generators (price rules, vol target, regime rule, oracle):
+hand-computed cases and causality."""
 
 from __future__ import annotations
 
@@ -11,10 +12,29 @@ from cryptorl_core.backtest.baselines import (
     buy_and_hold,
     flat,
     momentum,
+    segment_baseline_positions,
     sma_crossover,
     trailing_mean,
+    trailing_volatility,
+    vol_target,
+    vol_target_level,
 )
 from cryptorl_core.backtest.config import BacktestConfig
+from cryptorl_core.backtest.regime_baselines import (
+    BEAR,
+    BULL,
+    CRASH,
+    DOWN,
+    FLAT,
+    RANGE,
+    STRESS,
+    UP,
+    regime_oracle_positions,
+    regime_rule_positions,
+)
+from cryptorl_core.lookahead import find_lookahead
+from cryptorl_core.regime.model import stable_order
+from cryptorl_core.schema import HMM_PROB_COLUMNS
 
 TENT = [1.0, 2.0, 3.0, 4.0, 5.0, 4.0, 3.0, 2.0, 1.0]
 
@@ -86,3 +106,153 @@ def test_baseline_positions_from_config():
     np.testing.assert_array_equal(out["sma_crossover"][47:], 1.0)
     np.testing.assert_array_equal(out["momentum"][:24], 0.0)
     np.testing.assert_array_equal(out["momentum"][24:], 1.0)
+
+
+# ---------------------------------------------------------------------------------------
+# vol_target, regime_rule, regime_oracle (issue 11)
+# ---------------------------------------------------------------------------------------
+
+
+def test_trailing_volatility_hand():
+    px = np.exp(np.cumsum([0.0, 0.01, -0.02, 0.03, 0.0]))  # log returns 0.01, -0.02, 0.03, 0.0
+    vol = trailing_volatility(px, 3)
+    assert np.isnan(vol[:3]).all()
+    assert vol[3] == pytest.approx(np.std([0.01, -0.02, 0.03], ddof=1))
+    assert vol[4] == pytest.approx(np.std([-0.02, 0.03, 0.0], ddof=1))
+    with pytest.raises(ValueError):
+        trailing_volatility(px, 1)
+
+
+def test_vol_target_scales_inversely_and_caps():
+    # Two calm returns of size 0.01 then loud ones of size 0.04 (alternating sign).
+    rets = [0.0, 0.01, -0.01, 0.01, -0.01, 0.04, -0.04, 0.04, -0.04]
+    px = 100 * np.exp(np.cumsum(rets))
+    calm = np.std([0.01, -0.01], ddof=1)
+    pos = vol_target(px, 2, target_vol=calm)
+    np.testing.assert_array_equal(pos[:2], 0.0)  # no full window yet
+    np.testing.assert_allclose(pos[2:5], 1.0)  # calm: at target, capped at 1
+    np.testing.assert_allclose(pos[6:], calm / np.std([0.04, -0.04], ddof=1))  # loud: a quarter
+    assert pos[6] == pytest.approx(0.25)
+    # Capped at max_position, never below 0, full position on zero volatility.
+    assert vol_target(px, 2, target_vol=1.0, max_position=0.6)[2:].max() == pytest.approx(0.6)
+    np.testing.assert_array_equal(vol_target(np.full(6, 50.0), 2, target_vol=0.01)[2:], 1.0)
+    assert (pos >= 0).all()
+
+
+def test_vol_target_level_is_the_median_over_fit_rows_only():
+    vol = np.array([np.nan, 1.0, 2.0, 9.0, 100.0, 200.0])
+    train = np.array([True, True, True, True, False, False])
+    assert vol_target_level(vol, train) == 2.0  # median of 1, 2, 9; later rows ignored
+    with pytest.raises(ValueError):
+        vol_target_level(vol, np.array([True, False, False, False, False, False]))
+
+
+def test_regime_rule_formula_on_hand_probabilities():
+    probs = pd.DataFrame(
+        [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0],
+         [0.5, 0.2, 0.2, 0.1], [0.1, 0.2, 0.3, 0.4]],
+        columns=list(HMM_PROB_COLUMNS),
+    )
+    # p(up) - p(down) - p(stress): up +1, flat 0, down -1, stress -1, mixes in between.
+    np.testing.assert_allclose(regime_rule_positions(probs), [1, 0, -1, -1, 0.2, -0.6])
+    np.testing.assert_allclose(regime_rule_positions(probs, long_only=True), [1, 0, 0, 0, 0.2, 0])
+    # An array with the entropy as a fifth column works the same; weights are configurable.
+    arr = np.column_stack([probs.to_numpy(), np.zeros(len(probs))])
+    np.testing.assert_allclose(regime_rule_positions(arr), regime_rule_positions(probs))
+    np.testing.assert_allclose(regime_rule_positions(probs, weights=(1, 0, 0, 0)), probs["hmm_p0"])
+    with pytest.raises(ValueError):
+        regime_rule_positions(probs.drop(columns=["hmm_p3"]))
+
+
+def test_regime_state_order_matches_the_regime_stage():
+    """UP, FLAT, DOWN, STRESS are the regime stage's stable order: stress = highest volatility,
+    then by mean return, descending."""
+    means = np.array([[-0.5, 1.0], [0.1, 0.5], [0.8, 0.7], [-2.0, 3.0]])  # (return, volatility)
+    order = stable_order(means)  # order[stable] = original
+    assert order[UP] == 2 and order[FLAT] == 1 and order[DOWN] == 0 and order[STRESS] == 3
+
+
+def test_regime_oracle_mapping():
+    true = np.array([BULL, BEAR, RANGE, CRASH, BULL], dtype=np.int8)
+    np.testing.assert_array_equal(regime_oracle_positions(true), [1, -1, 0, -1, 1])
+    np.testing.assert_array_equal(regime_oracle_positions(true, (0.5, 0, 0, 0)), [0.5, 0, 0, 0, 0.5])
+    with pytest.raises(ValueError):
+        regime_oracle_positions(np.array([0, 4]))
+    with pytest.raises(ValueError):
+        regime_oracle_positions(np.array([0.0, 1.0]))  # codes, not floats
+
+
+@pytest.mark.parametrize("cut", [170, 171, 250, 333, 599])
+def test_vol_target_is_causal(cut):
+    """With its fitted target volatility fixed, truncating or changing the future never changes
+    an earlier vol_target decision."""
+    rng = np.random.default_rng(3)
+    px = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 600) * np.repeat([1.0, 3.0, 0.5], 200)))
+    other_future = px.copy()
+    other_future[cut:] *= np.exp(np.cumsum(rng.normal(0, 0.05, 600 - cut)))
+    full = vol_target(px, 168, target_vol=0.01)
+    assert 0 < full[168:].min() < full[168:].max() <= 1.0  # it does move
+    np.testing.assert_array_equal(vol_target(px[:cut], 168, 0.01), full[:cut])
+    np.testing.assert_array_equal(vol_target(other_future, 168, 0.01)[:cut], full[:cut])
+
+
+@pytest.fixture(scope="module")
+def regime_model(segment_frame):
+    from cryptorl_core.regime import HMMConfig, fit_regime_model
+
+    return fit_regime_model(segment_frame, HMMConfig.quick())
+
+
+def test_regime_rule_is_causal_on_the_fitted_hmm(segment_frame, regime_model):
+    """Truncation test of the regime rules through the real forward filter: row t's decision
+    is the same whether the frame ends at t or runs on."""
+
+    def rules(data: pd.DataFrame) -> pd.DataFrame:
+        context = regime_model.context(data)
+        return pd.DataFrame({"rule": regime_rule_positions(context),
+                             "long_only": regime_rule_positions(context, long_only=True)}, index=data.index)
+
+    full = rules(segment_frame)
+    assert full["rule"].min() < -0.5 and full["rule"].max() > 0.5  # the rule really switches
+    report = find_lookahead(rules, segment_frame, n_cuts=25, atol=1e-9)
+    assert report.ok, report.summary()
+
+
+def test_every_segment_baseline_is_causal_after_the_train_window(segment_frame, regime_model):
+    """All baselines of a segment, the regime rules on the model's own context and the oracle
+    included: truncating the frame anywhere after the train rows (whose statistics fit the
+    vol target) never changes an earlier decision."""
+    cfg = BacktestConfig()
+
+    def all_targets(data: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame(segment_baseline_positions(data, cfg, regime_model), index=data.index)
+
+    full = all_targets(segment_frame)
+    assert list(full.columns) == ["buy_and_hold", "flat", "sma_crossover", "momentum", "vol_target",
+                                  "regime_rule", "regime_rule_long_only", "regime_oracle"]
+    first_after_train = int(np.flatnonzero(segment_frame["split"].to_numpy() == "train")[-1]) + 1
+    report = find_lookahead(all_targets, segment_frame, n_cuts=12, start=first_after_train)
+    assert report.ok, report.summary()
+
+
+def test_segment_baselines_depend_on_their_inputs(segment_frame, regime_model):
+    cfg = BacktestConfig()
+    without = segment_baseline_positions(segment_frame.drop(columns=["true_regime"]), cfg)
+    assert set(without) == {"buy_and_hold", "flat", "sma_crossover", "momentum", "vol_target"}
+    out = segment_baseline_positions(segment_frame, cfg, regime_model.context(segment_frame))
+    np.testing.assert_array_equal(out["regime_oracle"], regime_oracle_positions(segment_frame["true_regime"]))
+    np.testing.assert_allclose(out["regime_rule"], regime_rule_positions(regime_model, frame=segment_frame))
+    # vol_target's level is the train rows' median: scaling the test prices' moves changes only test rows.
+    closes = segment_frame["price_close"].to_numpy()
+    train = segment_frame["split"].to_numpy() == "train"
+    level = vol_target_level(trailing_volatility(closes, cfg.vol_target_window_h), train)
+    np.testing.assert_allclose(out["vol_target"], vol_target(closes, cfg.vol_target_window_h, level))
+    assert 0.0 <= out["vol_target"].min() and out["vol_target"].max() <= 1.0
+    louder = segment_frame.copy()
+    rets = np.diff(np.log(closes))
+    test_rows = np.flatnonzero(~train)
+    rets[test_rows[0]:] *= 3.0
+    louder["price_close"] = closes[0] * np.exp(np.concatenate([[0.0], np.cumsum(rets)]))
+    moved = segment_baseline_positions(louder, cfg)["vol_target"]
+    np.testing.assert_allclose(moved[train], out["vol_target"][train], rtol=1e-12)  # rebuilt closes: rounding only
+    assert moved[test_rows[-1]] < out["vol_target"][test_rows[-1]]

@@ -18,10 +18,17 @@ from cryptorl_core.backtest.audit import GROUPS, audit_policy
 from cryptorl_core.backtest.baselines import baseline_positions
 from cryptorl_core.backtest.compare import compare_policies, load_policy, main
 from cryptorl_core.backtest.config import BacktestConfig
+from cryptorl_core.backtest.exposure import EXPOSURE_MATCHED
 from cryptorl_core.backtest.report import AGENT, PLOT_FILES, build_report, read_report_summary
-from cryptorl_core.backtest.runner import run_backtest, run_baselines
+from cryptorl_core.backtest.runner import run_backtest, run_baselines, run_targets
 from cryptorl_core.env import EnvConfig, ReferenceCryptoEnv
-from cryptorl_core.schema import HMM_COLUMNS, PRICE_CLOSE_COL, PRICE_OPEN_COL, SPLIT_COL
+from cryptorl_core.schema import (
+    HMM_COLUMNS,
+    PRICE_CLOSE_COL,
+    PRICE_OPEN_COL,
+    SPLIT_COL,
+    TRUE_REGIME_COL,
+)
 
 N_TRAIN, N_PURGE, N_TEST = 700, 64, 600
 TECH = ("f_ret", "f_vol", "f_mom")
@@ -242,7 +249,9 @@ def test_report_table_files_and_plots(frame: pd.DataFrame, tmp_path: Path) -> No
     cfg = BacktestConfig.quick()
     report = build_report(alternating, frame, key="T-Q1", config=cfg)
     table = report.table()
-    assert list(table.columns) == [AGENT, "buy_and_hold", "flat", "sma_crossover", "momentum"]
+    # No HMM context given and no true_regime column: no regime rules and no oracle.
+    assert list(table.columns) == [AGENT, "buy_and_hold", "flat", "sma_crossover", "momentum", "vol_target",
+                                   "exposure_matched"]
     agent = report.metrics[AGENT]
     positions = report.agent.steps["position"].to_numpy()
     assert agent["n_trades"] == int((np.diff(positions) != 0).sum()) == N_TEST - 1  # every bar
@@ -254,6 +263,10 @@ def test_report_table_files_and_plots(frame: pd.DataFrame, tmp_path: Path) -> No
     timing = report.timing_table()
     assert set(timing.index) == set(table.columns) and "buy_good_pct" in timing.columns
     assert "| Sharpe (ann.) |" in report.markdown()
+    assert "| Timing alpha (return pp) |" in report.markdown()
+    compact = report.compact_markdown()
+    assert compact.startswith("| Strategy | Total return % | Sharpe (ann.) |")
+    assert all(f"| {name} |" in compact for name in table.columns)
 
     paths = report.save(tmp_path / "rep")
     for name in ("metrics", "steps", "strategies", "table", *PLOT_FILES):
@@ -265,7 +278,71 @@ def test_report_table_files_and_plots(frame: pd.DataFrame, tmp_path: Path) -> No
     assert saved["metrics"][AGENT]["n_trades"] == agent["n_trades"] and saved["collapsed"] is False
     json.dumps(saved, allow_nan=False)  # NaN were written as null
     strategies = pd.read_parquet(paths["strategies"])
-    assert {"nav_agent", "nav_buy_and_hold", "position_momentum"} <= set(strategies.columns)
+    assert {"nav_agent", "nav_buy_and_hold", "position_momentum", "nav_vol_target",
+            "nav_exposure_matched"} <= set(strategies.columns)
+    assert paths["table"].read_text().count("| Strategy |") == 1
+
+
+# ---------------------------------------------------------------------------------------
+# New yardsticks: regime rules, oracle, exposure-matched line and timing alpha (issue 11)
+# ---------------------------------------------------------------------------------------
+
+
+def test_report_runs_the_regime_rules_and_the_oracle_through_the_same_env(frame: pd.DataFrame) -> None:
+    cfg = EnvConfig(fee_bps=10.0, slippage_bps=2.0)
+    hmm = hmm_context_frame(frame, seed=4)
+    synthetic = frame.copy()
+    synthetic[TRUE_REGIME_COL] = np.random.default_rng(1).integers(0, 4, len(frame)).astype(np.int8)
+    report = build_report(alternating, synthetic, env_config=cfg, regime_context=hmm)
+    assert list(report.runs) == [AGENT, "buy_and_hold", "flat", "sma_crossover", "momentum", "vol_target",
+                                 "regime_rule", "regime_rule_long_only", "regime_oracle", "exposure_matched"]
+    # Each line is its targets played through the same env: identical to run_targets by hand.
+    p = hmm[list(HMM_COLUMNS[:4])].to_numpy()
+    rule = run_targets(p[:, 0] - p[:, 2] - p[:, 3], synthetic, "test", name="rule", env_config=cfg)
+    pd.testing.assert_frame_equal(report.runs["regime_rule"].steps, rule.steps)
+    oracle_targets = np.array([1.0, -1.0, 0.0, -1.0])[synthetic[TRUE_REGIME_COL].to_numpy()]
+    oracle = run_targets(oracle_targets, synthetic, "test", name="oracle", env_config=cfg)
+    pd.testing.assert_frame_equal(report.runs["regime_oracle"].steps, oracle.steps)
+    # One-bar lag: the position held over bar t is the decision (true regime) of bar t-1.
+    held = report.runs["regime_oracle"].steps["position"].to_numpy()[1:]
+    rows = report.runs["regime_oracle"].steps["row"].to_numpy()[:-1]
+    np.testing.assert_array_equal(held, oracle_targets[rows])
+    long_only = report.runs["regime_rule_long_only"].positions
+    assert long_only.min() >= 0.0 and report.runs["regime_rule"].positions.min() < 0.0
+    assert report.runs["regime_rule"].env_config == report.agent.env_config
+
+
+def test_exposure_matched_holds_the_agent_mean_position_with_the_same_costs(frame: pd.DataFrame) -> None:
+    cfg = EnvConfig(fee_bps=10.0, slippage_bps=2.0)
+    report = build_report(alternating, frame, env_config=cfg)
+    agent, matched = report.agent.steps, report.runs[EXPOSURE_MATCHED].steps
+    mean = float(agent["position"].iloc[1:].mean())
+    assert 0.4 < mean < 0.6 and mean not in (0.4, 0.5, 0.6)  # alternating 1 / 0: about half
+    # Off the 0.1 grid, the mean (to the env's float32 actions), from the first fill to the end.
+    assert matched.index.equals(agent.index) and matched["position"].iloc[0] == 0.0
+    np.testing.assert_allclose(matched["position"].iloc[1:], mean, rtol=0, atol=1e-7)
+    m = report.metrics
+    assert m[EXPOSURE_MATCHED]["n_trades"] == 1
+    assert matched["fees"].sum() == pytest.approx(12e-4 * mean, rel=1e-6)  # one entry: 12 bp of the mean
+    assert m[AGENT]["mean_position"] == pytest.approx(mean)
+    assert m[EXPOSURE_MATCHED]["mean_position"] == pytest.approx(mean, abs=1e-7)
+    # Timing alpha: agent minus exposure_matched, in points of return and of Sharpe.
+    assert m[AGENT]["timing_alpha_return_pct"] == pytest.approx(
+        m[AGENT]["total_return_pct"] - m[EXPOSURE_MATCHED]["total_return_pct"])
+    assert m[AGENT]["timing_alpha_sharpe"] == pytest.approx(m[AGENT]["sharpe"] - m[EXPOSURE_MATCHED]["sharpe"])
+    assert "timing_alpha_return_pct" not in m["buy_and_hold"]
+
+
+def test_timing_alpha_is_zero_for_a_constant_agent_and_large_for_a_timer(frame: pd.DataFrame) -> None:
+    """An agent that is merely 30 % invested times nothing; one that knows the next bar does."""
+    free = EnvConfig(fee_bps=0.0, slippage_bps=0.0)
+    still = build_report(constant(0.3), frame, env_config=free).metrics[AGENT]
+    assert still["mean_position"] == pytest.approx(0.3)
+    assert still["timing_alpha_return_pct"] == pytest.approx(0.0, abs=1e-5)  # float32 actions
+    close = frame[PRICE_CLOSE_COL].to_numpy()
+    up_next = np.concatenate([close[1:] > close[:-1], [False]]).astype(float)  # long before an up bar
+    timer = build_report(lambda obs: up_next[int(obs["market"][0, 0])], frame, env_config=free).metrics[AGENT]
+    assert timer["timing_alpha_return_pct"] > 50.0 and timer["timing_alpha_sharpe"] > 5.0
 
 
 def test_collapse_audit_fires_on_constant_policy_only(frame: pd.DataFrame) -> None:

@@ -9,7 +9,11 @@ from cryptorl_core.backtest.baselines import (
     buy_and_hold,
     flat,
     momentum,
+    segment_baseline_positions,
     sma_crossover,
+    trailing_volatility,
+    vol_target,
+    vol_target_level,
 )
 from cryptorl_core.backtest.collapse import CollapseStats, collapse_stats, is_collapsed
 from cryptorl_core.backtest.config import HOURS_PER_YEAR, BacktestConfig
@@ -26,6 +30,11 @@ from cryptorl_core.backtest.plots import (
     equity_curve_png,
     png_to_markdown,
     position_png,
+)
+from cryptorl_core.backtest.regime_baselines import (
+    regime_oracle_positions,
+    regime_probabilities,
+    regime_rule_positions,
 )
 from cryptorl_core.backtest.significance import (
     deflated_sharpe_ratio,
@@ -57,9 +66,16 @@ __all__ = [
     "png_to_markdown",
     "position_png",
     "probabilistic_sharpe_ratio",
+    "regime_oracle_positions",
+    "regime_probabilities",
+    "regime_rule_positions",
+    "segment_baseline_positions",
     "sharpe_ratio",
     "sharpe_significance",
     "sma_crossover",
     "sortino_ratio",
     "timing_quality",
+    "trailing_volatility",
+    "vol_target",
+    "vol_target_level",
 ]

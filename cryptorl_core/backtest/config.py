@@ -26,6 +26,15 @@ class BacktestConfig:
     :param sma_allow_short: SMA baseline goes short (instead of flat) when fast <= slow.
     :param momentum_lookback_h: trailing window (hours) of the momentum baseline.
     :param momentum_long_only: momentum baseline is flat (instead of short) on a negative return.
+    :param vol_target_window_h: trailing window (hours of close-to-close log returns) of the
+        realised volatility that scales the ``vol_target`` baseline.
+    :param vol_target_max_position: cap of the ``vol_target`` position (1 = fully invested, no
+        leverage); the position is never below 0.
+    :param regime_rule_weights: weights of the HMM's filtered probabilities (up, flat, down,
+        stress: the regime stage's stable order) in the ``regime_rule`` target
+        ``sum_k w_k p_k``; the default is ``p(up) - p(down) - p(stress)``.
+    :param oracle_regime_positions: ``regime_oracle`` position per true synthetic regime
+        (bull, bear, range, crash: the order of ``schema.REGIME_NAMES``).
     :param action_bin_width: width of the action-histogram bins of the collapse audit
         (the environment's discretisation step).
     :param collapse_max_modal_share: a policy whose modal action is held more than this share
@@ -55,6 +64,10 @@ class BacktestConfig:
     sma_allow_short: bool = False
     momentum_lookback_h: int = 168
     momentum_long_only: bool = True
+    vol_target_window_h: int = 168
+    vol_target_max_position: float = 1.0
+    regime_rule_weights: tuple[float, float, float, float] = (1.0, 0.0, -1.0, -1.0)
+    oracle_regime_positions: tuple[float, float, float, float] = (1.0, -1.0, 0.0, -1.0)
     action_bin_width: float = 0.1
     collapse_max_modal_share: float = 0.95
     collapse_min_trades: int = 10

@@ -290,6 +290,7 @@ def compute_metrics(
     Definitions not obvious from the key names:
 
     - ``n_trades``: bars where the position changed; ``turnover``: sum of ``|Δposition|``.
+    - ``mean_position``: mean signed position held over the measured bars (``positions[1:]``).
     - ``win_rate_pct``: share of round trips with a positive net PnL
       (:func:`round_trip_pnls`; the trip open at the end is marked to market).
     - ``bh_*``: buy-and-hold of the asset on the same window, from ``prices``
@@ -361,6 +362,7 @@ def compute_metrics(
         "exposure_long_pct": 100.0 * long_,
         "exposure_short_pct": 100.0 * short_,
         "exposure_pct": 100.0 * any_,
+        "mean_position": float(p[1:].mean()),
         "n_round_trips": len(trips),
         "win_rate_pct": 100.0 * float((trips > 0).mean()) if len(trips) else float("nan"),
         "timing_horizon_h": timing.horizon_h,
@@ -398,6 +400,7 @@ METRIC_DISPLAY: dict[str, tuple[str, int | None]] = {
     "exposure_long_pct": ("Long %", 1),
     "exposure_short_pct": ("Short %", 1),
     "exposure_pct": ("Exposure %", 1),
+    "mean_position": ("Mean position", 3),
     "n_round_trips": ("Round trips", 0),
     "win_rate_pct": ("Win rate %", 1),
     "timing_horizon_h": ("Timing horizon h", 0),
@@ -409,8 +412,14 @@ METRIC_DISPLAY: dict[str, tuple[str, int | None]] = {
     "bh_sharpe": ("Buy & hold Sharpe", 3),
     "alpha_return_pct": ("Alpha vs B&H (return pp)", 2),
     "alpha_sharpe": ("Alpha vs B&H (Sharpe diff)", 3),
+    "timing_alpha_return_pct": ("Timing alpha (return pp)", 2),
+    "timing_alpha_sharpe": ("Timing alpha (Sharpe diff)", 3),
     "market_label": ("Market", None),
 }
+
+#: Columns of the compact one-row-per-strategy table (:func:`strategy_table`).
+STRATEGY_TABLE_KEYS = ("total_return_pct", "sharpe", "max_drawdown_pct", "n_trades", "mean_position",
+                       "fees_pct", "timing_alpha_return_pct", "timing_alpha_sharpe")
 
 
 #: Values this large are shown in scientific notation rather than as a wall of digits.
@@ -455,4 +464,35 @@ def metrics_markdown(table: pd.DataFrame) -> str:
         label = METRIC_DISPLAY.get(str(key), (str(key), 3))[0]
         cells = [format_metric(str(key), v) for v in row]
         lines.append("| " + " | ".join([label, *cells]) + " |")
+    return "\n".join(lines)
+
+
+def strategy_table(
+    results: Mapping[str, Mapping[str, float | str | None]], keys: Sequence[str] = STRATEGY_TABLE_KEYS
+) -> pd.DataFrame:
+    """Compact table: one row per strategy, one column per metric of ``keys``.
+
+    :param results: strategy name to its metrics dict.
+    :param keys: metric keys to show; a key a strategy lacks is NaN.
+    :return: raw values, index ``strategy``.
+    """
+    table = pd.DataFrame(
+        {k: {name: (np.nan if res.get(k) is None else res.get(k)) for name, res in results.items()} for k in keys},
+        dtype=object,
+    )
+    table.index.name = "strategy"
+    return table
+
+
+def strategy_markdown(table: pd.DataFrame) -> str:
+    """Render a :func:`strategy_table` as markdown, labels and decimals per :data:`METRIC_DISPLAY`.
+
+    :param table: rows = strategies, columns = metric keys.
+    :return: markdown text.
+    """
+    header = ["Strategy", *(METRIC_DISPLAY.get(str(k), (str(k), 3))[0] for k in table.columns)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, row in table.iterrows():
+        cells = [format_metric(str(k), v) for k, v in row.items()]
+        lines.append("| " + " | ".join([str(name), *cells]) + " |")
     return "\n".join(lines)

@@ -59,7 +59,8 @@ def equity_curve_png(
         ax.plot(_x(nav), v / v[0], label=name, **_style(name))
     ax.axhline(1.0, color="grey", lw=0.6, ls="--")
     ax.set_title(title)
-    ax.legend(loc="best", fontsize="small")
+    if navs:
+        ax.legend(loc="best", fontsize="small")
     ax.grid(alpha=0.3)
     return figure_png(fig, path)
 

@@ -1,9 +1,14 @@
 """Backtest report of one walk-forward segment: the agent against the baselines.
 
-Every strategy (the agent and each rule of :mod:`cryptorl_core.backtest.baselines`) runs through
-the same sequential environment over the same window with the same lag and costs
-(:mod:`cryptorl_core.backtest.runner`); the report gathers their metrics into one table, the
-timing quality of their trades, the collapse statistics of the agent's actions and the charts.
+Every strategy runs through the same sequential environment over the same window with the same
+lag and costs (:mod:`cryptorl_core.backtest.runner`): the agent; the price rules buy-and-hold,
+flat, SMA crossover, momentum and ``vol_target`` (:mod:`cryptorl_core.backtest.baselines`);
+with the HMM context, ``regime_rule`` and ``regime_rule_long_only``; on synthetic data, the
+``regime_oracle`` upper bound (:mod:`cryptorl_core.backtest.regime_baselines`); and
+``exposure_matched``, the agent's mean position held throughout, whose difference to the agent
+is the agent's timing alpha (:mod:`cryptorl_core.backtest.exposure`). The report gathers their
+metrics into one table, the timing quality of their trades, the collapse statistics of the
+agent's actions and the charts.
 
 :meth:`BacktestReport.save` writes a folder that the walk-forward summary reads back::
 
@@ -11,7 +16,7 @@ timing quality of their trades, the collapse statistics of the agent's actions a
                          "collapse": {...}, "collapsed": bool, "collapse_reasons": [...]}
     steps.parquet       the agent's per-bar record (runner.STEP_COLUMNS)
     strategies.parquet  nav_<strategy> and position_<strategy> of every strategy, per bar
-    report.md           the metrics table
+    report.md           the compact per-strategy table, then the full metrics table
     equity.png, position.png, drawdown.png
 """
 
@@ -30,8 +35,15 @@ import torch
 
 from cryptorl_core.backtest.collapse import CollapseStats, collapse_stats, is_collapsed
 from cryptorl_core.backtest.config import BacktestConfig
-from cryptorl_core.backtest.metrics import metrics_markdown, metrics_table
+from cryptorl_core.backtest.exposure import EXPOSURE_MATCHED, run_exposure_matched, timing_alpha
+from cryptorl_core.backtest.metrics import (
+    metrics_markdown,
+    metrics_table,
+    strategy_markdown,
+    strategy_table,
+)
 from cryptorl_core.backtest.plots import drawdown_png, equity_curve_png, position_png
+from cryptorl_core.backtest.regime_baselines import RegimeContextLike
 from cryptorl_core.backtest.runner import (
     ActionFn,
     BacktestRun,
@@ -96,9 +108,13 @@ class BacktestReport:
 
     @property
     def metrics(self) -> dict[str, dict[str, float | str]]:
-        """Strategy name to :func:`~cryptorl_core.backtest.metrics.compute_metrics` (computed once)."""
+        """Strategy name to :func:`~cryptorl_core.backtest.metrics.compute_metrics` (computed once);
+        with an ``exposure_matched`` run the agent's also holds its timing alpha."""
         if self._metrics is None:
-            self._metrics = {name: run.metrics(self.config) for name, run in self.runs.items()}
+            metrics = {name: run.metrics(self.config) for name, run in self.runs.items()}
+            if EXPOSURE_MATCHED in metrics:
+                metrics[AGENT].update(timing_alpha(metrics[AGENT], metrics[EXPOSURE_MATCHED]))
+            self._metrics = metrics
         return self._metrics
 
     @property
@@ -117,6 +133,10 @@ class BacktestReport:
     def markdown(self) -> str:
         """The table as markdown, rounded for display."""
         return metrics_markdown(self.table())
+
+    def compact_markdown(self) -> str:
+        """The compact one-row-per-strategy table (return, Sharpe, ..., timing alpha) as markdown."""
+        return strategy_markdown(strategy_table(self.metrics))
 
     def timing_table(self) -> pd.DataFrame:
         """BUY-good / SELL-good shares of every strategy (one row per strategy)."""
@@ -184,7 +204,8 @@ class BacktestReport:
         paths["metrics"].write_text(json.dumps(self.summary(), indent=2, allow_nan=False))
         self.agent.steps.to_parquet(paths["steps"])
         self.strategies_frame().to_parquet(paths["strategies"])
-        paths["table"].write_text(f"# Backtest {self.key} ({self.agent.split})\n\n{self.markdown()}\n")
+        paths["table"].write_text(f"# Backtest {self.key} ({self.agent.split})\n\n{self.compact_markdown()}\n\n"
+                                  f"{self.markdown()}\n")
         for name, png in (plots if plots is not None else self.plots()).items():
             paths[name] = out / PLOT_FILES[name]
             paths[name].write_bytes(png)
@@ -217,6 +238,10 @@ class BacktestRecord:
         """The metrics table as markdown."""
         return metrics_markdown(self.table.map(lambda v: np.nan if v is None else v))
 
+    def compact_markdown(self) -> str:
+        """The compact one-row-per-strategy table as markdown."""
+        return strategy_markdown(strategy_table(self.metrics))
+
 
 def build_report(
     policy: PredictsActions | ActionFn,
@@ -227,22 +252,30 @@ def build_report(
     env_config: EnvConfig | None = None,
     config: BacktestConfig | None = None,
     device: torch.device | str = "cpu",
+    regime_context: RegimeContextLike | None = None,
 ) -> BacktestReport:
-    """Run the agent (deterministic) and every baseline over ``split`` and gather the report.
+    """Run the agent (deterministic), every baseline and the agent's exposure-matched line over
+    ``split`` and gather the report.
 
     :param policy: SB3 model or ``obs -> action`` callable.
-    :param frame: segment frame.
+    :param frame: segment frame (with ``true_regime`` on synthetic data: adds the oracle line).
     :param split: window to test on.
     :param key: segment key for titles and files.
     :param env_config: the training env configuration (same lag and costs for everyone).
     :param config: analytics configuration.
     :param device: torch device of the envs.
-    :return: the report.
+    :param regime_context: HMM context of every frame row, or the regime model; adds
+        ``regime_rule`` and ``regime_rule_long_only`` when given.
+    :return: the report; strategies in the order agent, price rules, regime rules, oracle,
+        ``exposure_matched``.
     """
     cfg = config or BacktestConfig()
-    runs = {AGENT: run_backtest(policy, frame, split, name=AGENT, env_config=env_config,
-                                w_cost=cfg.eval_w_cost, device=device)}
-    runs.update(run_baselines(frame, split, config=cfg, env_config=env_config, device=device))
+    agent = run_backtest(policy, frame, split, name=AGENT, env_config=env_config,
+                         w_cost=cfg.eval_w_cost, device=device)
+    runs = {AGENT: agent}
+    runs.update(run_baselines(frame, split, config=cfg, env_config=env_config, device=device,
+                              regime_context=regime_context))
+    runs[EXPOSURE_MATCHED] = run_exposure_matched(agent, frame, env_config=env_config, device=device)
     return BacktestReport(key=key, runs=runs, config=cfg)
 
 

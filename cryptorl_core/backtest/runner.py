@@ -31,9 +31,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cryptorl_core.backtest.baselines import baseline_positions
+from cryptorl_core.backtest.baselines import segment_baseline_positions
 from cryptorl_core.backtest.config import BacktestConfig
 from cryptorl_core.backtest.metrics import compute_metrics
+from cryptorl_core.backtest.regime_baselines import RegimeContextLike
 from cryptorl_core.env import BatchCryptoEnv, EnvConfig
 from cryptorl_core.schema import PRICE_CLOSE_COL, PRICE_OPEN_COL, TEST
 
@@ -248,7 +249,8 @@ def run_targets(
 ) -> BacktestRun:
     """Run a rule's target positions (one per frame row) through the same env as the agent.
 
-    :param targets: decision at every row of ``frame`` (causal: uses closes up to that row).
+    :param targets: decision at every row of ``frame`` (causal: uses information up to that row),
+        e.g. :func:`~cryptorl_core.backtest.regime_baselines.regime_rule_positions`.
     :param frame: segment frame.
     :param split: split to run over.
     :param name: strategy name.
@@ -269,20 +271,23 @@ def run_baselines(
     config: BacktestConfig | None = None,
     env_config: EnvConfig | None = None,
     device: torch.device | str = "cpu",
+    regime_context: RegimeContextLike | None = None,
 ) -> dict[str, BacktestRun]:
-    """Every rule of :func:`~cryptorl_core.backtest.baselines.baseline_positions` over ``split``.
+    """Every rule of :func:`~cryptorl_core.backtest.baselines.segment_baseline_positions` over ``split``.
 
-    The rules see the closes of every frame row before the window (train, eval, purge rows),
-    so their windows are full on the split's first bar.
+    The rules see every frame row before the window (train, eval, purge rows), so their windows
+    are full on the split's first bar.
 
     :param frame: segment frame.
     :param split: split to run over.
-    :param config: baseline windows.
+    :param config: baseline windows, weights and mappings.
     :param env_config: the training environment configuration.
     :param device: torch device of the env.
-    :return: name to run, in the order of ``baseline_positions``.
+    :param regime_context: HMM context of every frame row (or the regime model); adds the
+        regime rules when given.
+    :return: name to run, in the order of ``segment_baseline_positions``.
     """
-    targets = baseline_positions(frame[PRICE_CLOSE_COL].to_numpy(), config)
+    targets = segment_baseline_positions(frame, config, regime_context)
     return {
         name: run_targets(t, frame, split, name=name, env_config=env_config, device=device)
         for name, t in targets.items()

@@ -4,21 +4,29 @@ Input: the report folders written by :meth:`~cryptorl_core.backtest.report.Backt
 one per segment key, some possibly missing (not materialized yet). Output:
 
 - one row per present segment (agent vs buy-and-hold return and Sharpe, alpha, drawdown,
-  trades, collapse verdict), plus the list of missing keys;
+  trades, the return and Sharpe of every other baseline, timing alpha against the
+  exposure-matched line, collapse verdict), plus the list of missing keys; also rendered as a
+  markdown table (``segments.md``);
+- a segment whose agent is collapsed (the report's ``collapsed`` verdict) is marked and left out
+  of the aggregates and of the stitched curve, unless ``include_collapsed`` is set: a dead
+  policy is not a result;
 - the stitched out-of-sample equity curve: the test windows tile time (segment k+1's test
   starts where k's ends), so chaining each window's NAV, rebased to the previous window's
   last value, gives one curve. Each window starts flat (its first row is the NAV before any
   measured return), so the curve is continuous at every boundary: no return is invented for
   the boundary bar and none is counted twice. A missing segment leaves a hole in time that
   the curve steps over flat;
-- aggregate statistics: mean / median alpha across segments, the share of segments whose
-  agent Sharpe beats buy-and-hold's, and the probabilistic and deflated Sharpe ratios of the
-  stitched curve's hourly returns (:mod:`cryptorl_core.backtest.significance`).
+- aggregate statistics over the included segments: mean / median alpha, the share of segments
+  whose agent Sharpe is at least buy-and-hold's, the median agent Sharpe against the median
+  ``regime_rule`` Sharpe, the median timing alpha, the fewest trades, and the probabilistic
+  and deflated Sharpe ratios of the stitched curve's hourly returns
+  (:mod:`cryptorl_core.backtest.significance`).
 
 Deflated Sharpe ratio, number of trials: the walk-forward trains one model per segment, and
 the stitched curve is what remains after looking at all of them; without a record of every
 configuration tried, the summary deflates by ``N`` = the number of segments present (one
-trained model each), with ``V`` = the variance of their per-period test Sharpes. Pass
+trained model each, collapsed ones included: they were tried too), with ``V`` = the variance
+of the included segments' per-period test Sharpes. Pass
 ``n_trials`` explicitly when more configurations were tried (e.g. a hyper-parameter sweep).
 """
 
@@ -33,8 +41,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cryptorl_core.backtest.baselines import (
+    BUY_AND_HOLD,
+    REGIME_ORACLE,
+    REGIME_RULE,
+    REGIME_RULE_LONG_ONLY,
+    VOL_TARGET,
+)
 from cryptorl_core.backtest.config import BacktestConfig
-from cryptorl_core.backtest.metrics import returns_from_nav, sharpe_ratio
+from cryptorl_core.backtest.exposure import EXPOSURE_MATCHED
+from cryptorl_core.backtest.metrics import format_metric, returns_from_nav, sharpe_ratio
 from cryptorl_core.backtest.plots import equity_curve_png
 from cryptorl_core.backtest.report import (
     AGENT,
@@ -46,9 +62,9 @@ from cryptorl_core.backtest.report import (
 )
 from cryptorl_core.backtest.significance import per_period_sharpe, sharpe_significance
 
-BUY_AND_HOLD = "buy_and_hold"
 SUMMARY_FILE = "summary.json"
 TABLE_FILE = "segments.csv"
+MARKDOWN_FILE = "segments.md"
 STITCHED_FILE = "stitched.parquet"
 PLOT_FILE = "stitched_equity.png"
 
@@ -66,6 +82,40 @@ SEGMENT_COLUMNS = (
     ("fees_pct", "fees_pct"),
     ("buy_good_pct", "buy_good_pct"),
     ("sell_good_pct", "sell_good_pct"),
+    ("mean_position", "mean_position"),
+    ("timing_alpha_return_pct", "timing_alpha_return_pct"),
+    ("timing_alpha_sharpe", "timing_alpha_sharpe"),
+)
+
+#: Strategies (besides the agent) whose return and Sharpe get per-segment columns
+#: ``<name>_return_pct`` and ``<name>_sharpe`` (missing from a report: empty).
+BASELINE_COLUMNS = (BUY_AND_HOLD, VOL_TARGET, REGIME_RULE, REGIME_RULE_LONG_ONLY, REGIME_ORACLE,
+                    "sma_crossover", "momentum", EXPOSURE_MATCHED)
+
+#: Strategies chained into the stitched curve besides the agent, when every included segment has them.
+STITCHED_STRATEGIES = (BUY_AND_HOLD, VOL_TARGET, REGIME_RULE)
+
+#: Columns of the markdown segment table (:func:`segments_markdown`): column, header, metric key
+#: whose display decimals apply (None: shown as text).
+MARKDOWN_COLUMNS = (
+    ("market", "market", None),
+    ("return_pct", "agent %", "total_return_pct"),
+    ("bh_return_pct", "B&H %", "total_return_pct"),
+    ("alpha_return_pct", "alpha pp", "total_return_pct"),
+    ("sharpe", "agent Sharpe", "sharpe"),
+    ("bh_sharpe", "B&H Sharpe", "sharpe"),
+    (f"{VOL_TARGET}_return_pct", "vol_target %", "total_return_pct"),
+    (f"{VOL_TARGET}_sharpe", "vol_target Sharpe", "sharpe"),
+    (f"{REGIME_RULE}_return_pct", "regime_rule %", "total_return_pct"),
+    (f"{REGIME_RULE}_sharpe", "regime_rule Sharpe", "sharpe"),
+    (f"{REGIME_RULE_LONG_ONLY}_sharpe", "regime_rule long-only Sharpe", "sharpe"),
+    (f"{REGIME_ORACLE}_sharpe", "oracle Sharpe", "sharpe"),
+    ("sma_crossover_sharpe", "SMA Sharpe", "sharpe"),
+    ("momentum_sharpe", "momentum Sharpe", "sharpe"),
+    ("mean_position", "mean position", "mean_position"),
+    ("timing_alpha_return_pct", "timing alpha pp", "total_return_pct"),
+    ("n_trades", "trades", "n_trades"),
+    ("collapsed", "collapsed", None),
 )
 
 
@@ -115,31 +165,67 @@ def load_segment_results(
     return results, missing
 
 
-def segment_table(results: Iterable[SegmentResult]) -> pd.DataFrame:
-    """One row per segment: the agent's metrics against buy-and-hold, and the collapse flag.
+def segment_table(results: Iterable[SegmentResult], include_collapsed: bool = False) -> pd.DataFrame:
+    """One row per segment: the agent's metrics against every baseline, and the collapse flag.
 
     :param results: present segments.
-    :return: index ``segment``; columns :data:`SEGMENT_COLUMNS`, ``beats_bh_sharpe``, ``collapsed``.
+    :param include_collapsed: mark collapsed segments as included in the aggregates too.
+    :return: index ``segment``; columns ``start``, ``end``, :data:`SEGMENT_COLUMNS`,
+        ``<name>_return_pct`` / ``<name>_sharpe`` of :data:`BASELINE_COLUMNS`,
+        ``beats_bh_sharpe`` (agent Sharpe >= buy-and-hold's), ``collapsed`` and ``included``
+        (counted in the aggregates and the stitched curve).
     """
     rows = {}
     for r in results:
         m = r.agent_metrics
         row = {name: m.get(key) for name, key in SEGMENT_COLUMNS}
         row["start"], row["end"] = r.summary.get("start"), r.summary.get("end")
+        for name in BASELINE_COLUMNS:
+            other = r.summary["metrics"].get(name, {})
+            row[f"{name}_return_pct"], row[f"{name}_sharpe"] = other.get("total_return_pct"), other.get("sharpe")
         row["beats_bh_sharpe"] = _beats(m.get("sharpe"), m.get("bh_sharpe"))
         row["collapsed"] = bool(r.summary.get("collapsed", False))
+        row["included"] = include_collapsed or not row["collapsed"]
         rows[r.key] = row
-    columns = ["start", "end", *(n for n, _ in SEGMENT_COLUMNS), "beats_bh_sharpe", "collapsed"]
+    columns = ["start", "end", *(n for n, _ in SEGMENT_COLUMNS),
+               *(f"{n}_{k}" for n in BASELINE_COLUMNS for k in ("return_pct", "sharpe")),
+               "beats_bh_sharpe", "collapsed", "included"]
     table = pd.DataFrame.from_dict(rows, orient="index", columns=columns)
     table.index.name = "segment"
     return table
 
 
 def _beats(sharpe: float | None, bh_sharpe: float | None) -> bool:
-    # A missing (None / NaN) Sharpe never beats anything.
+    # At least as good counts; a missing (None / NaN) Sharpe never beats anything.
     if sharpe is None or bh_sharpe is None or not np.isfinite(sharpe) or not np.isfinite(bh_sharpe):
         return False
-    return bool(sharpe > bh_sharpe)
+    return bool(sharpe >= bh_sharpe)
+
+
+def segments_markdown(table: pd.DataFrame, columns: Iterable[tuple[str, str, str | None]] = MARKDOWN_COLUMNS) -> str:
+    """The per-segment table as GitHub markdown (e.g. for ``docs/EXPERIMENTS.md``).
+
+    A column that is empty in every row (``regime_oracle`` on real data, ``regime_rule``
+    without an HMM context) is left out. Collapsed segments read ``yes`` in ``collapsed``.
+
+    :param table: :func:`segment_table`.
+    :param columns: ``(column, header, metric key for the decimals or None for text)``.
+    :return: markdown text.
+    """
+    shown = [(c, h, k) for c, h, k in columns if c in table.columns and table[c].notna().any()]
+    lines = ["| " + " | ".join(["segment", *(h for _, h, _ in shown)]) + " |", "|" + "---|" * (len(shown) + 1)]
+    for key, row in table.iterrows():
+        cells = [_markdown_cell(row[c], k) for c, _, k in shown]
+        lines.append("| " + " | ".join([str(key), *cells]) + " |")
+    return "\n".join(lines)
+
+
+def _markdown_cell(value: Any, metric_key: str | None) -> str:
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else ""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "n/a"
+    return str(value) if metric_key is None else format_metric(metric_key, float(value))
 
 
 def stitch_navs(results: Iterable[SegmentResult], strategy: str = AGENT) -> pd.DataFrame:
@@ -168,7 +254,8 @@ class WalkForwardSummary:
     """The walk-forward result over whatever segments exist.
 
     :param table: :func:`segment_table`.
-    :param stitched: per bar: ``nav_agent``, ``nav_buy_and_hold``, ``segment``.
+    :param stitched: per bar of the included segments: ``nav_agent``, ``nav_<strategy>`` of
+        :data:`STITCHED_STRATEGIES` present in all of them, ``segment``.
     :param stats: aggregate statistics (see :func:`summarize`).
     :param missing: keys of the segments without a saved report.
     :param config: analytics configuration (annualisation, plots).
@@ -185,15 +272,31 @@ class WalkForwardSummary:
         return [str(k) for k in self.table.index]
 
     def plot(self) -> bytes:
-        """Stitched out-of-sample equity of the agent vs buy-and-hold (PNG bytes)."""
-        navs = {AGENT: self.stitched[f"nav_{AGENT}"], BUY_AND_HOLD: self.stitched[f"nav_{BUY_AND_HOLD}"]}
-        title = f"Stitched out-of-sample equity, {len(self.present)} segments"
-        if self.missing:
-            title += f" ({len(self.missing)} missing)"
+        """Stitched out-of-sample equity of the agent vs the stitched baselines (PNG bytes)."""
+        navs = {c.removeprefix("nav_"): self.stitched[c] for c in self.stitched.columns
+                if c.startswith("nav_") and len(self.stitched)}  # every segment left out: empty axes
+        title = f"Stitched out-of-sample equity, {int(self.table['included'].sum()) if len(self.table) else 0} segments"
+        notes = [f"{n} {what}" for n, what in ((self.stats.get("n_excluded_collapsed", 0), "collapsed left out"),
+                                               (len(self.missing), "missing")) if n]
+        if notes:
+            title += f" ({', '.join(notes)})"
         return equity_curve_png(navs, title=title, config=self.config)
 
+    def markdown(self) -> str:
+        """``segments.md``: the per-segment table and the headline aggregates."""
+        st = self.stats
+        lines = [
+            "# Walk-forward segments", "",
+            segments_markdown(self.table), "",
+            f"- segments: {st['n_segments']} present, {st['n_included']} in the aggregates, "
+            f"{st['n_collapsed']} collapsed ({'included' if st['include_collapsed'] else 'left out'}), "
+            f"{st['n_missing']} missing",
+        ]
+        lines += [f"- {label}: {_fmt(st.get(key))}" for key, label in HEADLINE_STATS]
+        return "\n".join(lines) + "\n"
+
     def save(self, directory: str | Path, png: bytes | None = None) -> dict[str, Path]:
-        """Write ``summary.json``, ``segments.csv``, ``stitched.parquet`` and the plot.
+        """Write ``summary.json``, ``segments.csv``, ``segments.md``, ``stitched.parquet`` and the plot.
 
         :param directory: target folder (created).
         :param png: the plot from :meth:`plot`, to avoid rendering twice.
@@ -201,14 +304,50 @@ class WalkForwardSummary:
         """
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        paths = {"summary": out / SUMMARY_FILE, "table": out / TABLE_FILE,
+        paths = {"summary": out / SUMMARY_FILE, "table": out / TABLE_FILE, "markdown": out / MARKDOWN_FILE,
                  "stitched": out / STITCHED_FILE, "plot": out / PLOT_FILE}
         body = {"stats": self.stats, "present": self.present, "missing": self.missing}
         paths["summary"].write_text(json.dumps(jsonable(body), indent=2, allow_nan=False))
         self.table.to_csv(paths["table"])
+        paths["markdown"].write_text(self.markdown())
         self.stitched.to_parquet(paths["stitched"])
         paths["plot"].write_bytes(png if png is not None else self.plot())
         return paths
+
+
+#: Aggregates listed under the markdown table: stats key, label.
+HEADLINE_STATS = (
+    ("share_beating_bh_sharpe", "share of segments with agent Sharpe >= buy-and-hold's"),
+    ("median_alpha_return_pct", "median alpha vs buy-and-hold (pp)"),
+    ("mean_alpha_return_pct", "mean alpha vs buy-and-hold (pp)"),
+    ("median_sharpe", "median agent Sharpe"),
+    (f"median_{REGIME_RULE}_sharpe", "median regime_rule Sharpe"),
+    ("sharpe_ratio_to_regime_rule", "median agent Sharpe / median regime_rule Sharpe"),
+    ("median_timing_alpha_return_pct", "median timing alpha vs exposure_matched (pp)"),
+    ("min_trades", "fewest trades in a segment"),
+    ("psr", "PSR of the stitched curve"),
+    ("dsr", "DSR of the stitched curve"),
+)
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "n/a"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def stitched_curves(results: list[SegmentResult]) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Stitch the agent and every :data:`STITCHED_STRATEGIES` line that all ``results`` carry.
+
+    :param results: the included segments, in time order.
+    :return: ``(stitched, curves)``: the per-bar frame of ``nav_<name>`` and ``segment``, and
+        each strategy's :func:`stitch_navs` output (with its returns).
+    """
+    names = [AGENT, *(n for n in STITCHED_STRATEGIES if all(f"nav_{n}" in r.strategies for r in results))]
+    curves = {name: stitch_navs(results, name) for name in names}
+    stitched = pd.DataFrame({f"nav_{name}": c["nav"] for name, c in curves.items()})
+    stitched["segment"] = curves[AGENT]["segment"]
+    return stitched, curves
 
 
 def summarize(
@@ -216,44 +355,57 @@ def summarize(
     missing: Iterable[str] = (),
     n_trials: int | None = None,
     config: BacktestConfig | None = None,
+    include_collapsed: bool = False,
 ) -> WalkForwardSummary:
     """Aggregate the present segments (see the module docstring for the DSR's trials).
 
-    ``stats`` holds: ``n_segments``, ``n_missing``, ``mean_alpha_return_pct``,
-    ``median_alpha_return_pct``, ``mean_alpha_sharpe``, ``median_alpha_sharpe``,
-    ``share_beating_bh_sharpe``, ``n_collapsed``, the stitched curve's ``stitched_return_pct``,
-    ``stitched_bh_return_pct``, ``stitched_sharpe`` and ``stitched_bh_sharpe`` (annualised),
-    and its significance: ``psr`` (P[true Sharpe > 0]), ``dsr``, ``sr_star`` (per period),
-    ``n_trials``, ``sr_variance`` (per period, across segments), ``n_returns``.
+    Collapsed segments are in the table (``collapsed`` true, ``included`` false) but out of the
+    aggregates and the stitched curve unless ``include_collapsed``.
+
+    ``stats`` holds: ``n_segments`` (present), ``n_included``, ``n_collapsed`` (present and
+    collapsed), ``n_excluded_collapsed``, ``include_collapsed``, ``n_missing``; over the included
+    segments: ``mean_alpha_return_pct``, ``median_alpha_return_pct``, ``mean_alpha_sharpe``,
+    ``median_alpha_sharpe``, ``share_beating_bh_sharpe`` (agent Sharpe >= buy-and-hold's),
+    ``median_sharpe``, ``median_<baseline>_sharpe`` of :data:`BASELINE_COLUMNS`,
+    ``sharpe_ratio_to_regime_rule`` (median agent Sharpe / median ``regime_rule`` Sharpe; NaN
+    when the latter is not positive), ``median_timing_alpha_return_pct``,
+    ``mean_timing_alpha_return_pct``, ``median_timing_alpha_sharpe``, ``min_trades``; the
+    stitched curve's ``stitched_return_pct``, ``stitched_sharpe`` (annualised),
+    ``stitched_bh_return_pct``, ``stitched_bh_sharpe``, ``stitched_<name>_return_pct`` and
+    ``stitched_<name>_sharpe`` of the other stitched baselines, and its significance: ``psr``
+    (P[true Sharpe > 0]), ``dsr``, ``sr_star`` (per period), ``n_trials``, ``sr_variance`` (per
+    period, across included segments), ``n_returns``.
 
     :param results: present segments, in time order.
     :param missing: keys without a report (listed, not used).
     :param n_trials: trials for the deflated Sharpe ratio; number of present segments if None.
     :param config: annualisation and plot settings.
+    :param include_collapsed: count collapsed segments in the aggregates and the stitched curve.
     :return: the summary.
     """
     cfg = config or BacktestConfig()
     missing = list(missing)
-    table = segment_table(results)
-    agent, bh = stitch_navs(results, AGENT), stitch_navs(results, BUY_AND_HOLD)
-    stitched = pd.DataFrame({f"nav_{AGENT}": agent["nav"], f"nav_{BUY_AND_HOLD}": bh["nav"],
-                             "segment": agent["segment"]})
-    agent_ret = agent["ret"].dropna().to_numpy()
-    bh_ret = bh["ret"].dropna().to_numpy()
-    seg_sr = np.array([per_period_sharpe(s, cfg.periods_per_year) for s in table["sharpe"].astype(float)])
+    table = segment_table(results, include_collapsed)
+    included = [r for r in results if bool(table.loc[r.key, "included"])]
+    used = table[table["included"].astype(bool)]
+    stitched, curves = stitched_curves(included)
+    agent_ret = curves[AGENT]["ret"].dropna().to_numpy()
+    seg_sr = np.array([per_period_sharpe(s, cfg.periods_per_year) for s in used["sharpe"].astype(float)])
     seg_sr = seg_sr[np.isfinite(seg_sr)]
     trials = len(results) if n_trials is None else int(n_trials)
     sr_var = float(np.var(seg_sr, ddof=1)) if len(seg_sr) > 1 else 0.0
     sig = sharpe_significance(agent_ret, max(trials, 1), sr_var) if len(agent_ret) > 1 else {}
+    n_collapsed = int(table["collapsed"].sum()) if len(table) else 0
     stats: dict[str, Any] = {
         "n_segments": len(results),
+        "n_included": len(included),
+        "n_collapsed": n_collapsed,
+        "n_excluded_collapsed": len(results) - len(included),
+        "include_collapsed": bool(include_collapsed),
         "n_missing": len(missing),
-        **_alpha_stats(table),
-        "n_collapsed": int(table["collapsed"].sum()) if len(table) else 0,
-        "stitched_return_pct": _total_pct(agent["nav"]),
-        "stitched_bh_return_pct": _total_pct(bh["nav"]),
-        "stitched_sharpe": sharpe_ratio(agent_ret, cfg.periods_per_year) if len(agent_ret) else float("nan"),
-        "stitched_bh_sharpe": sharpe_ratio(bh_ret, cfg.periods_per_year) if len(bh_ret) else float("nan"),
+        **_alpha_stats(used),
+        **_comparison_stats(used),
+        **_stitched_stats(curves, cfg),
         "psr": sig.get("psr", float("nan")),
         "dsr": sig.get("dsr", float("nan")),
         "sr_star": sig.get("sr_star", float("nan")),
@@ -262,6 +414,11 @@ def summarize(
         "n_returns": len(agent_ret),
     }
     return WalkForwardSummary(table=table, stitched=stitched, stats=stats, missing=missing, config=cfg)
+
+
+def _median(column: pd.Series) -> float:
+    values = pd.to_numeric(column, errors="coerce").astype(float)
+    return float(values.median()) if values.notna().any() else float("nan")
 
 
 def _alpha_stats(table: pd.DataFrame) -> dict[str, float]:
@@ -275,8 +432,39 @@ def _alpha_stats(table: pd.DataFrame) -> dict[str, float]:
         "median_alpha_return_pct": float(a_ret.median()),
         "mean_alpha_sharpe": float(a_sr.mean()),
         "median_alpha_sharpe": float(a_sr.median()),
-        "share_beating_bh_sharpe": float(table["beats_bh_sharpe"].mean()),
+        "share_beating_bh_sharpe": float(table["beats_bh_sharpe"].astype(float).mean()),
     }
+
+
+def _comparison_stats(table: pd.DataFrame) -> dict[str, float]:
+    """Median Sharpes of the agent and every baseline, the ratio to ``regime_rule``, timing alpha."""
+    median_sharpe = _median(table["sharpe"])
+    rule = _median(table[f"{REGIME_RULE}_sharpe"])
+    timing = pd.to_numeric(table["timing_alpha_return_pct"], errors="coerce").astype(float)
+    trades = pd.to_numeric(table["n_trades"], errors="coerce")
+    return {
+        "median_sharpe": median_sharpe,
+        **{f"median_{name}_sharpe": _median(table[f"{name}_sharpe"]) for name in BASELINE_COLUMNS},
+        "sharpe_ratio_to_regime_rule": median_sharpe / rule if rule > 0 else float("nan"),
+        "median_timing_alpha_return_pct": float(timing.median()) if timing.notna().any() else float("nan"),
+        "mean_timing_alpha_return_pct": float(timing.mean()) if timing.notna().any() else float("nan"),
+        "median_timing_alpha_sharpe": _median(table["timing_alpha_sharpe"]),
+        "min_trades": int(trades.min()) if trades.notna().any() else None,
+    }
+
+
+def _stitched_stats(curves: Mapping[str, pd.DataFrame], cfg: BacktestConfig) -> dict[str, float]:
+    """Total return and annualised Sharpe of every stitched curve (buy-and-hold keeps its ``bh`` prefix)."""
+    out: dict[str, float] = {}
+    for name in (AGENT, BUY_AND_HOLD, *STITCHED_STRATEGIES):
+        prefix = {AGENT: "stitched", BUY_AND_HOLD: "stitched_bh"}.get(name, f"stitched_{name}")
+        if f"{prefix}_return_pct" in out:
+            continue
+        curve = curves.get(name)
+        ret = curve["ret"].dropna().to_numpy() if curve is not None else np.array([])
+        out[f"{prefix}_return_pct"] = _total_pct(curve["nav"]) if curve is not None else float("nan")
+        out[f"{prefix}_sharpe"] = sharpe_ratio(ret, cfg.periods_per_year) if len(ret) else float("nan")
+    return out
 
 
 def _total_pct(nav: pd.Series) -> float:
@@ -288,6 +476,7 @@ def summarize_folders(
     locate: Callable[[str], str | Path | None] | Mapping[str, str | Path],
     n_trials: int | None = None,
     config: BacktestConfig | None = None,
+    include_collapsed: bool = False,
 ) -> WalkForwardSummary:
     """:func:`load_segment_results` then :func:`summarize`.
 
@@ -295,8 +484,9 @@ def summarize_folders(
     :param locate: key to report folder, as a function or a mapping (absent keys: missing).
     :param n_trials: trials for the deflated Sharpe ratio.
     :param config: analytics configuration.
+    :param include_collapsed: count collapsed segments in the aggregates and the stitched curve.
     :return: the summary.
     """
     find = locate.get if isinstance(locate, Mapping) else locate
     results, missing = load_segment_results(keys, find)
-    return summarize(results, missing, n_trials, config)
+    return summarize(results, missing, n_trials, config, include_collapsed)

@@ -2,11 +2,15 @@
 
 ``backtest_report`` runs the trained policy deterministically over the segment's test window
 through the training environment (one env, sequential, same lag and costs), with the baselines
-on the same window and costs, and publishes the report folder under
+on the same window and costs (price rules, ``vol_target``, the ``regime_rule`` pair on the
+segment's HMM context, the ``regime_oracle`` on synthetic data, and the agent's
+``exposure_matched`` line), and publishes the report folder under
 ``artifacts/backtest_report/<key>/`` (see :mod:`cryptorl_core.backtest.report`).
 
 ``wfo_summary`` has no data input: it reads whatever report folders are published (an
 IO-manager input over all partitions fails on the unmaterialized ones) and lists the missing.
+Collapsed segments are marked and left out of its aggregates unless its run config sets
+``include_collapsed: true``.
 """
 
 
@@ -19,6 +23,7 @@ import pandas as pd
 
 from cryptorl_core.agent.config import AgentConfig
 from cryptorl_core.backtest.audit import audit_policy
+from cryptorl_core.backtest.baselines import REGIME_RULE, VOL_TARGET
 from cryptorl_core.backtest.collapse import collapse_stats, is_collapsed
 from cryptorl_core.backtest.compare import load_policy
 from cryptorl_core.backtest.config import BacktestConfig
@@ -43,7 +48,26 @@ SUMMARY_ASSET = "wfo_summary"
 
 #: Agent metrics repeated as top-level metadata entries (plotted over partitions by the UI).
 HEADLINE_KEYS = ("total_return_pct", "sharpe", "max_drawdown_pct", "n_trades", "alpha_return_pct",
-                 "alpha_sharpe", "buy_good_pct", "sell_good_pct")
+                 "alpha_sharpe", "buy_good_pct", "sell_good_pct", "mean_position",
+                 "timing_alpha_return_pct", "timing_alpha_sharpe")
+
+#: Baselines whose Sharpe is repeated as a top-level metadata entry ``<name>_sharpe``.
+HEADLINE_BASELINES = (VOL_TARGET, REGIME_RULE)
+
+#: Aggregates of ``wfo_summary`` repeated as top-level metadata entries.
+SUMMARY_HEADLINE_KEYS = ("mean_alpha_return_pct", "median_alpha_return_pct", "share_beating_bh_sharpe",
+                         "median_sharpe", f"median_{REGIME_RULE}_sharpe", "sharpe_ratio_to_regime_rule",
+                         "median_timing_alpha_return_pct", "psr", "dsr")
+
+
+class WfoSummaryConfig(dg.Config):
+    """Run configuration of ``wfo_summary``.
+
+    :param include_collapsed: count segments whose policy is collapsed in the aggregates and
+        the stitched curve (they are always listed and marked in the segment table).
+    """
+
+    include_collapsed: bool = False
 
 
 def backtest_configs(profile: ProfileResource, policy: Any = None) -> tuple[EnvConfig, BacktestConfig]:
@@ -91,9 +115,11 @@ def backtest_report(
     profile: ProfileResource,
     artifacts: ArtifactStore,
 ) -> dg.Output[BacktestRecord]:
-    """The deterministic policy over the test window against buy-and-hold, flat, SMA crossover
-    and momentum, all through the training env (one env, sequential, same execution lag, fees
-    and slippage): one metrics table, timing quality, policy-collapse audit and charts."""
+    """The deterministic policy over the test window against buy-and-hold, flat, SMA crossover,
+    momentum, vol_target, regime_rule (and its long-only variant) on the HMM context, the
+    true-regime oracle on synthetic data and the exposure-matched line, all through the training
+    env (one env, sequential, same execution lag, fees and slippage): one metrics table, timing
+    alpha, timing quality, policy-collapse audit and charts."""
     key = context.partition_key
     env_config, config = backtest_configs(profile, tqc_policy)
     device = resolve_device("auto")
@@ -102,7 +128,8 @@ def backtest_report(
     model = load_policy(policy_path(tqc_policy), features, hmm_context=hmm_model,
                         encoder=mae_encoder, device=device)
     # The env stays on the CPU: one env per step is latency-bound, the policy uses `device`.
-    report = build_report(model, features, TEST, key=key, env_config=env_config, config=config)
+    report = build_report(model, features, TEST, key=key, env_config=env_config, config=config,
+                          regime_context=hmm_model)
     audit = audit_policy(model, report.agent, config)
     report.audit = audit.as_dict()
     plots = report.plots()
@@ -113,6 +140,7 @@ def backtest_report(
     agent = record.metrics[AGENT]
     metadata: dict[str, Any] = {
         "report_table": dg.MetadataValue.md(record.markdown()),
+        "strategies_table": dg.MetadataValue.md(record.compact_markdown()),
         "timing_quality": markdown_table(_metrics_frame(record.metrics, TIMING_KEYS), ".3g"),
         "equity_curve": png_markdown(plots["equity"], "equity vs baselines"),
         "position": png_markdown(plots["position"], "position on price"),
@@ -128,6 +156,8 @@ def backtest_report(
         "report_dir": dg.MetadataValue.path(str(directory)),
     }
     metadata.update({f"agent_{k}": agent[k] for k in HEADLINE_KEYS if agent.get(k) is not None})
+    metadata.update({f"{name}_sharpe": record.metrics[name]["sharpe"] for name in HEADLINE_BASELINES
+                     if record.metrics.get(name, {}).get("sharpe") is not None})
     return dg.Output(record, metadata=metadata)
 
 
@@ -163,30 +193,40 @@ def backtest_policy_not_collapsed(
 
 @dg.asset(deps=[backtest_report], group_name="backtest", kinds={"pandas"})
 def wfo_summary(
-    context: dg.AssetExecutionContext, profile: ProfileResource, artifacts: ArtifactStore
+    context: dg.AssetExecutionContext, config: WfoSummaryConfig, profile: ProfileResource,
+    artifacts: ArtifactStore,
 ) -> dg.MaterializeResult:
     """Walk-forward summary over whatever segments have a published report: one row per
-    segment, the stitched out-of-sample equity curve against buy-and-hold, mean and median
-    alpha, the share of segments beating buy-and-hold on Sharpe, and the PSR and DSR of the
-    stitched curve (DSR trials = the number of segments present). Missing segments are listed."""
-    _, config = backtest_configs(profile)
+    segment (agent, buy-and-hold and every baseline, timing alpha, collapse flag), the stitched
+    out-of-sample equity curve against buy-and-hold, vol_target and regime_rule, mean and
+    median alpha, the share of segments with agent Sharpe >= buy-and-hold's, median agent vs
+    regime_rule Sharpe, median timing alpha, fewest trades, and the PSR and DSR of the
+    stitched curve (DSR trials = the number of segments present). Collapsed segments are left
+    out of the aggregates unless ``include_collapsed``; missing segments are listed."""
+    _, bt_config = backtest_configs(profile)
     keys = segment_partitions.get_partition_keys()
-    summary = summarize_folders(keys, lambda k: artifacts.path(REPORT_ASSET, k), config=config)
+    summary = summarize_folders(keys, lambda k: artifacts.path(REPORT_ASSET, k), config=bt_config,
+                                include_collapsed=config.include_collapsed)
     if not summary.present:
         raise dg.Failure(f"no backtest_report is materialized yet (expected one of {len(keys)} segments)")
     png = summary.plot()
     with artifacts.publish(SUMMARY_ASSET) as staging:
         summary.save(staging, png)
     stats = summary.stats
+    collapsed = [k for k in summary.present if bool(summary.table.loc[k, "collapsed"])]
     return dg.MaterializeResult(metadata={
-        "segments": markdown_table(summary.table.drop(columns=["start", "end"]), ".3g"),
-        "stitched_equity": png_markdown(png, "stitched out-of-sample equity vs buy-and-hold"),
+        "segments": dg.MetadataValue.md(summary.markdown()),
+        "stitched_equity": png_markdown(png, "stitched out-of-sample equity vs baselines"),
         "n_segments": stats["n_segments"],
+        "n_included": stats["n_included"],
+        "n_collapsed": stats["n_collapsed"],
+        "collapsed_segments": ", ".join(collapsed) or "none",
+        "include_collapsed": stats["include_collapsed"],
         "missing_segments": ", ".join(summary.missing) or "none",
         "n_missing": stats["n_missing"],
         "stats": dg.MetadataValue.json(jsonable(stats)),
-        **{k: float(stats[k]) for k in ("mean_alpha_return_pct", "median_alpha_return_pct",
-                                        "share_beating_bh_sharpe", "psr", "dsr")
+        **{k: float(stats[k]) for k in SUMMARY_HEADLINE_KEYS
            if stats[k] == stats[k]},  # NaN is not equal to itself: leave it out
+        **({"min_trades": stats["min_trades"]} if stats["min_trades"] is not None else {}),
         "summary_dir": dg.MetadataValue.path(str(artifacts.path(SUMMARY_ASSET))),
     })
