@@ -34,6 +34,7 @@ def tiny_config(**changes: object) -> AgentConfig:
         total_timesteps=480, n_envs=4, batch_size=32, buffer_size=2_000, learning_starts=64,
         gradient_steps=1, net_arch=(16, 16), tokens=1, features_dim=16, film_hidden=8,
         env=EnvConfig(n_envs=4, episode_length=64), eval_freq=240, checkpoint_freq=160,
-        keep_checkpoints=2, log_freq=5, min_evals=1, patience=100,
+        keep_checkpoints=2, log_freq=5, min_evals=1, patience=100, collapse_retries=0,
+        fail_on_collapse=False,
     )
     return base.replace(**changes)

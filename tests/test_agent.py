@@ -20,6 +20,7 @@ from cryptorl_core.agent import (
     AgentConfig,
     EarlyStoppingCallback,
     EntropyFloorCallback,
+    EvalCallback,
     ExtractorDimensionError,
     FoundationFeatureExtractor,
     GracefulTermination,
@@ -256,7 +257,8 @@ def _stats(reward: float, perf: float = 0.0) -> RolloutStats:
 
 
 def _parent(model) -> SimpleNamespace:
-    return SimpleNamespace(last_result=None, last_train_result=None, model=model)
+    return SimpleNamespace(last_result=None, last_train_result=None, model=model, last_eligible=True,
+                           has_best=True)
 
 
 def _child(cb, envs, cache_market):
@@ -277,6 +279,36 @@ def test_early_stopping_waits_for_min_evals_then_patience(envs, cache_market):
     restored = EarlyStoppingCallback(patience=2, min_evals=4)
     restored.load_state_dict(cb.state_dict())
     assert restored.since_best == cb.since_best and restored.stopped
+
+
+def test_early_stopping_never_stops_on_collapsed_evaluations(envs, cache_market):
+    """A flat policy's eval reward (0.0) is not an improvement, and training goes on while no
+    evaluated policy cleared the collapse floors."""
+    cb = _child(EarlyStoppingCallback(patience=1, min_evals=1), envs, cache_market)
+    cb.parent.last_eligible = cb.parent.has_best = False
+    for _ in range(5):
+        cb.parent.last_result = _stats(0.0)
+        assert cb.on_step()
+    assert cb.best == -np.inf and not cb.stopped
+    cb.parent.last_eligible = cb.parent.has_best = True
+    cb.parent.last_result = _stats(-0.5)
+    assert cb.on_step() and cb.best == -0.5
+    cb.parent.last_result = _stats(-0.6)
+    assert not cb.on_step() and cb.stopped
+
+
+def test_eval_callback_keeps_only_policies_clearing_the_collapse_floors(envs, cache_market, tmp_path):
+    model = _model(tiny_config(), envs, cache_market)
+    attach_market(model, cache_market)
+    cb = EvalCallback(envs[1], 1, tmp_path / "best.zip", min_action_std=0.05, min_trades=5)
+    assert not cb.eligible(RolloutStats(0.0, 0.0, 0.0, 1.0, 0, 100, 0.0, 0.0, 0.0))  # flat
+    assert not cb.eligible(RolloutStats(1.0, 0.0, 0.0, 1.0, 4, 100, 0.0, 0.3, 2.0))  # too few trades
+    assert cb.eligible(RolloutStats(-1.0, 0.0, 0.0, 1.0, 5, 100, 0.0, 0.3, 2.0))
+    strict = EvalCallback(envs[1], 1, tmp_path / "best.zip", min_trades=10**9)
+    strict.init_callback(model)
+    strict.num_timesteps = 100
+    strict.evaluate()
+    assert not strict.last_eligible and not strict.has_best and not (tmp_path / "best.zip").exists()
 
 
 def test_overfit_monitor_warns_once_when_eval_falls_behind(envs, cache_market, caplog):

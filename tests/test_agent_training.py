@@ -17,6 +17,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from cryptorl_core.agent import (
     AgentConfig,
     MarketTensors,
+    PolicyCollapsedError,
     TrainingInterrupted,
     list_checkpoints,
     load_policy,
@@ -69,16 +70,17 @@ class SendSigterm(BaseCallback):
 
 
 def test_short_run_writes_outputs_and_logs(tmp_path, segment_frame, context, market):
-    res = train_policy(segment_frame, context, market, tiny_config(), tmp_path / "out", tmp_path / "ckpt",
+    cfg = tiny_config(min_action_std=0.0, min_trades=0)  # every evaluation may be kept
+    res = train_policy(segment_frame, context, market, cfg, tmp_path / "out", tmp_path / "ckpt",
                        device="cpu", tensorboard_dir=tmp_path / "tb")
     assert res.num_timesteps == 480 and res.start_timesteps == 0
     assert res.model_path.name == "tqc.zip" and res.model_path.exists() and res.final_model_path.exists()
     assert len(res.evals) == 2 and res.best_step in (240, 480) and res.kept_checkpoint.startswith("best eval")
     saved = json.loads(res.config_path.read_text())
-    assert AgentConfig.from_dict(saved["config"]) == tiny_config() and saved["metrics"]["seed"] == 0
+    assert AgentConfig.from_dict(saved["config"]) == cfg and saved["metrics"]["seed"] == 0
     assert res.curves and {"action_std", "action_entropy_bits", "ent_coef", "log_std"} <= set(res.curves[0])
     assert any(f.name.startswith("events.out.tfevents") for f in (tmp_path / "tb").rglob("*"))
-    assert (tmp_path / "ckpt" / "DONE.json").exists() and not list_checkpoints(tmp_path / "ckpt")
+    assert (tmp_path / "ckpt" / "seed-0" / "DONE.json").exists() and not list_checkpoints(tmp_path / "ckpt" / "seed-0")
     # The published model reloads and needs only the market tensors re-attached.
     again = load_policy(res.model_path, market, "tqc", "cpu")
     obs = {"market": np.array([[5000.0]], np.float32), "position": np.zeros((1, 1), np.float32),
@@ -99,7 +101,7 @@ def test_resume_after_a_crash_continues_from_the_checkpoint(tmp_path, segment_fr
     ckpt = tmp_path / "ckpt"
     with pytest.raises(RuntimeError, match="simulated crash"):
         train_policy(segment_frame, context, market, cfg, tmp_path / "out", ckpt, device="cpu", extra_callbacks=[Crash(360)])
-    saved = list_checkpoints(ckpt)
+    saved = list_checkpoints(ckpt / "seed-0")
     assert [c.num_timesteps for c in saved] == [160, 320]  # rotating, every 160 transitions
     evals_before = saved[-1].state["callbacks"]["eval"]["history"]
     res = train_policy(segment_frame, context, market, cfg, tmp_path / "out", ckpt, device="cpu")
@@ -118,7 +120,7 @@ def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes(tmp_path, segment_fram
                      extra_callbacks=[SendSigterm(200)])
     assert signal.getsignal(signal.SIGTERM) is handler_before
     step = info.value.num_timesteps
-    assert 200 <= step < 480 and [c.num_timesteps for c in list_checkpoints(ckpt)] == [step]
+    assert 200 <= step < 480 and [c.num_timesteps for c in list_checkpoints(ckpt / "seed-0")] == [step]
     assert not (tmp_path / "out" / "tqc.zip").exists()  # nothing published by the interrupted run
     res = train_policy(segment_frame, context, market, cfg, tmp_path / "out", ckpt, device="cpu")
     assert res.start_timesteps == step and res.num_timesteps == 480
@@ -133,6 +135,27 @@ def test_same_seed_gives_the_same_policy(tmp_path, segment_frame, context, marke
     assert all(torch.equal(pa[k], pb[k]) for k in pa)
     assert not all(torch.equal(pa[k], pc[k]) for k in pa)
     assert a.eval_stats.actions == b.eval_stats.actions
+
+
+def test_collapsed_runs_retry_new_seeds_then_fail_without_publishing(tmp_path, segment_frame, context, market):
+    cfg = tiny_config(total_timesteps=240, eval_freq=240, min_trades=10**6, collapse_retries=1,
+                      fail_on_collapse=True)
+    with pytest.raises(PolicyCollapsedError, match="after 2 seeds") as info:
+        train_policy(segment_frame, context, market, cfg, tmp_path / "out", device="cpu")
+    assert [r.seed for r in info.value.runs] == [0, 1] and all(r.collapsed for r in info.value.runs)
+    assert all(r.best_step == -1 for r in info.value.runs)  # no collapsed checkpoint was ever kept
+    assert not (tmp_path / "out" / "tqc.zip").exists()
+
+
+def test_best_of_seeds_is_chosen_on_eval_reward(tmp_path, segment_frame, context, market):
+    cfg = tiny_config(total_timesteps=240, eval_freq=240, n_seeds=2, min_trades=0, min_action_std=0.0)
+    res = train_policy(segment_frame, context, market, cfg, tmp_path / "out", device="cpu")
+    runs = res.extra["seed_runs"]
+    assert [r["seed"] for r in runs] == [0, 1]
+    assert res.eval_stats.reward == max(r["eval_reward"] for r in runs) and res.seed in (0, 1)
+    saved = json.loads(res.config_path.read_text())["metrics"]
+    assert res.model_path.parent == tmp_path / "out" and saved["seed"] == res.seed
+    assert len(saved["seed_runs"]) == 2
 
 
 @pytest.mark.slow

@@ -43,6 +43,7 @@ from cryptorl_core.agent.market_tensors import MarketTensors, hmm_context_array
 from cryptorl_core.agent.train import (
     ALGORITHMS,
     PolicyArtifact,
+    PolicyCollapsedError,
     PolicyTrainResult,
     build_model,
     load_policy,
@@ -55,7 +56,7 @@ __all__ = [
     "ALGORITHMS", "ALGOS", "AgentConfig", "CheckpointCallback", "CurriculumCallback",
     "EarlyStoppingCallback", "EntropyFloorCallback", "EvalCallback", "ExtractorDimensionError",
     "FoundationFeatureExtractor", "GracefulTermination", "MarketNotAttachedError", "MarketTensors",
-    "MetricsCallback", "OverfitMonitorCallback", "PolicyArtifact", "PolicyTrainResult", "RolloutStats",
+    "MetricsCallback", "OverfitMonitorCallback", "PolicyArtifact", "PolicyCollapsedError", "PolicyTrainResult", "RolloutStats",
     "TrainingInterrupted", "WCostCurriculumCallback", "attach_market", "build_model",
     "curriculum_values", "foundation_extractors", "hmm_context_array", "latest_checkpoint",
     "list_checkpoints", "load_policy", "make_envs", "policy_filename", "rollout_policy",

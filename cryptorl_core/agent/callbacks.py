@@ -382,14 +382,19 @@ class EvalCallback(StatefulCallback):
     :param reward_scale: the env's ``reward_scale``.
     :param probe_seed: seed of the train probe's episodes (the same ones at every evaluation).
     :param after_eval: children called after each evaluation (their ``parent`` is this callback).
+    :param min_action_std: an evaluated policy whose action std is below this ...
+    :param min_trades: ... or that trades fewer times is collapsed: never kept as the best model,
+        however high its eval reward (a flat policy's 0.0 beats a slightly negative one).
     """
 
     state_key = "eval"
 
     def __init__(self, eval_env: VecEnv, eval_freq: int, best_model_path: str | Path | None = None,
                  train_probe_env: VecEnv | None = None, reward_scale: float = 1.0,
-                 probe_seed: int | None = 0, after_eval: Sequence[BaseCallback] = (), verbose: int = 0) -> None:
+                 probe_seed: int | None = 0, after_eval: Sequence[BaseCallback] = (),
+                 min_action_std: float = 0.0, min_trades: float = 0.0, verbose: int = 0) -> None:
         super().__init__(verbose)
+        self.min_action_std, self.min_trades = float(min_action_std), float(min_trades)
         self.eval_env = eval_env
         self.train_probe_env = train_probe_env
         self.eval_freq = int(eval_freq)
@@ -404,7 +409,7 @@ class EvalCallback(StatefulCallback):
         self.best_step = -1
         self.last_result: RolloutStats | None = None
         self.last_train_result: RolloutStats | None = None
-        self.last_improved = False
+        self.last_improved = self.last_eligible = False
         self._next_eval = self.eval_freq
 
     def _init_callback(self) -> None:
@@ -423,13 +428,14 @@ class EvalCallback(StatefulCallback):
         train = rollout_policy(self.model, self.train_probe_env, True, self.reward_scale,
                                self.probe_seed) if self.train_probe_env else None
         self.last_result, self.last_train_result = result, train
-        self.last_improved = result.reward > self.best_reward
+        self.last_eligible = self.eligible(result)
+        self.last_improved = self.last_eligible and result.reward > self.best_reward
         if self.last_improved:
             self.best_reward, self.best_step = result.reward, self.num_timesteps
             if self.best_model_path is not None:
                 self.best_model_path.parent.mkdir(parents=True, exist_ok=True)
                 self.model.save(self.best_model_path)
-        entry = {"step": self.num_timesteps, **result.summary()}
+        entry = {"step": self.num_timesteps, **result.summary(), "eligible": float(self.last_eligible)}
         if train is not None:
             entry["train_reward_per_step"] = train.reward_per_step
             entry["train_perf_per_step"] = train.perf_per_step
@@ -445,6 +451,15 @@ class EvalCallback(StatefulCallback):
         for child in self.after_eval:
             keep_going = child.on_step() and keep_going
         return keep_going
+
+    def eligible(self, result: RolloutStats) -> bool:
+        """Whether an evaluated policy clears the collapse floors (may be kept as the best)."""
+        return result.action_std >= self.min_action_std and result.n_trades >= self.min_trades
+
+    @property
+    def has_best(self) -> bool:
+        """Whether an eligible model was kept."""
+        return self.best_step >= 0
 
     def _on_step(self) -> bool:
         if self.num_timesteps < self._next_eval:
@@ -469,7 +484,9 @@ class EvalCallback(StatefulCallback):
 
 class EarlyStoppingCallback(StatefulCallback):
     """Child of :class:`EvalCallback`: stop after ``patience`` evaluations without an
-    improvement of at least ``min_delta``, but never before ``min_evals`` evaluations.
+    improvement of at least ``min_delta``, but never before ``min_evals`` evaluations, and
+    never while no evaluated policy cleared the collapse floors (a collapsed evaluation is
+    never an improvement: training goes on until a live policy is kept or steps run out).
 
     :param patience: evaluations without improvement tolerated.
     :param min_evals: evaluations before stopping is allowed.
@@ -493,12 +510,12 @@ class EarlyStoppingCallback(StatefulCallback):
             raise RuntimeError("EarlyStoppingCallback must be an after_eval child of EvalCallback")
         self.n_evals += 1
         reward = parent.last_result.reward
-        if reward > self.best + self.min_delta:
+        if parent.last_eligible and reward > self.best + self.min_delta:
             self.best, self.since_best = reward, 0
         else:
             self.since_best += 1
         self.logger.record("eval/evals_since_best", self.since_best)
-        if self.n_evals >= self.min_evals and self.since_best >= self.patience:
+        if self.n_evals >= self.min_evals and self.since_best >= self.patience and parent.has_best:
             self.stopped, self.stopped_at = True, self.num_timesteps
             logger.info("early stopping at %d steps: %d evaluations without improvement (best %.4f)",
                         self.num_timesteps, self.since_best, self.best)

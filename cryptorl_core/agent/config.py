@@ -53,6 +53,9 @@ class AgentConfig:
         near 1 and beta near 0, close enough to identity not to scramble the embeddings,
         far enough from it that the regime already modulates them at step 0.
     :param cache_dtype: ``"float32"`` or ``"bfloat16"`` (halves the cache; CUDA only).
+    :param context_skip: also hand the HMM context, position and cost weight to the actor and
+        critic heads directly, beside the FiLM path (the project's addition to the seed's design).
+    :param embedding: use the encoder embedding; False gives the heads the context only (ablation).
 
     Environment and curriculum
     --------------------------
@@ -96,6 +99,13 @@ class AgentConfig:
         quick encoder); test window std 0.62-0.79, 180-420 trades. A collapsed policy sits
         at std ~0.01 and 0-1 trades, as the early-training evaluations do.
 
+    :param n_seeds: agents trained per segment (seeds ``seed .. seed + n_seeds - 1``); the one
+        with the best eval reward among those that clear the collapse floors is kept.
+    :param collapse_retries: more seeds trained, one at a time, while every run so far is
+        collapsed on the eval window; after them the stage fails instead of publishing a dead policy ...
+    :param fail_on_collapse: ... unless this is off (wiring smoke tests): then the best collapsed
+        run is published, marked ``collapsed``.
+
     :param cpu_threads: torch intra-op threads while training on CPU (restored afterwards);
         ``None`` leaves torch's setting. The quick profile's tiny matrices gain nothing from a
         second thread, and two spinning OpenMP threads on a busy 2-core machine were measured
@@ -132,6 +142,8 @@ class AgentConfig:
     film_hidden: int = 64
     film_init_std: float = 0.05
     cache_dtype: str = "bfloat16"
+    context_skip: bool = False
+    embedding: bool = True
 
     env: EnvConfig = field(default_factory=EnvConfig.full)
     discovery_end: float = 0.10
@@ -159,6 +171,9 @@ class AgentConfig:
 
     min_action_std: float = 0.05
     min_trades: int = 5
+    n_seeds: int = 1
+    collapse_retries: int = 2
+    fail_on_collapse: bool = True
 
     cpu_threads: int | None = None
     seed: int = 0
@@ -171,7 +186,7 @@ class AgentConfig:
                 f"need 0 <= discovery_end <= discipline_end <= 1, got {self.discovery_end}, {self.discipline_end}")
         if self.cache_dtype not in ("float32", "bfloat16"):
             raise ValueError(f"cache_dtype must be 'float32' or 'bfloat16', got {self.cache_dtype!r}")
-        for name in ("total_timesteps", "n_envs", "batch_size", "tokens", "features_dim",
+        for name in ("total_timesteps", "n_envs", "batch_size", "tokens", "features_dim", "n_seeds",
                      "eval_freq", "checkpoint_freq", "keep_checkpoints", "log_freq"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -8,7 +8,14 @@ Forward pass, for a batch of observations ``{market: t, position, w_cost}``::
     g, b  = FiLM(c)                            (B, d_model) each; gamma = 1 + g, beta = b
     E'    = E * (1 + g)[:, None] + b[:, None]  per-channel modulation by the regime
     x     = [flatten(E'), position, w_cost]    (B, tokens * d_model + 2)
-    out   = LeakyReLU(LayerNorm(Linear(x)))    (B, features_dim)
+    f     = LeakyReLU(LayerNorm(Linear(x)))    (B, features_dim)
+    out   = [f, c, position, w_cost]           (B, features_dim + 7)   with ``context_skip``
+
+``context_skip`` hands the regime context (and the position and cost weight) to the actor and
+critic heads as plain inputs too, beside the FiLM path: through FiLM alone the regime reaches
+the heads only as a gain on the embedding, which the agent did not learn to read (see
+``docs/EXPERIMENTS.md``). ``embedding=False`` drops the encoder's embedding (and FiLM) and
+gives the heads ``[c, position, w_cost]`` only: the ablation of the encoder.
 
 The market tensors are **not** part of the module's state: :func:`attach_market` hands them
 to every extractor of a policy after construction (TQC and SAC build separate extractors for
@@ -63,6 +70,8 @@ class FoundationFeatureExtractor(BaseFeaturesExtractor):
     :param film_hidden: hidden width of the FiLM generator.
     :param film_init_std: std of the FiLM output layer's initial weights (bias 0): gamma starts
         near 1 and beta near 0.
+    :param context_skip: also pass the HMM context, position and cost weight to the heads.
+    :param embedding: use the encoder's embedding (FiLM + fusion); False: context only.
     """
 
     def __init__(
@@ -74,8 +83,12 @@ class FoundationFeatureExtractor(BaseFeaturesExtractor):
         n_context: int = len(HMM_COLUMNS),
         film_hidden: int = 64,
         film_init_std: float = 0.05,
+        context_skip: bool = False,
+        embedding: bool = True,
     ) -> None:
-        super().__init__(observation_space, features_dim)
+        direct = n_context + 2 if (context_skip or not embedding) else 0
+        super().__init__(observation_space, (features_dim if embedding else 0) + direct)
+        self.context_skip, self.embedding = bool(context_skip or not embedding), bool(embedding)
         missing = {"market", "position", "w_cost"} - set(observation_space.spaces)
         if missing:
             raise ValueError(f"observation space lacks keys {sorted(missing)}")
@@ -141,13 +154,16 @@ class FoundationFeatureExtractor(BaseFeaturesExtractor):
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
         market = self.market
         index = observations["market"]
-        emb = market.embeddings_at(index)
-        gamma, beta = self.film_params(market.context_at(index))
-        emb = emb * gamma.unsqueeze(1) + beta.unsqueeze(1)
-        fused = torch.cat(
-            [emb.flatten(1), observations["position"].reshape(-1, 1), observations["w_cost"].reshape(-1, 1)], dim=1
-        )
-        return self.fusion(fused)
+        context = market.context_at(index)
+        agent_state = [observations["position"].reshape(-1, 1), observations["w_cost"].reshape(-1, 1)]
+        parts = []
+        if self.embedding:
+            gamma, beta = self.film_params(context)
+            emb = market.embeddings_at(index) * gamma.unsqueeze(1) + beta.unsqueeze(1)
+            parts.append(self.fusion(torch.cat([emb.flatten(1), *agent_state], dim=1)))
+        if self.context_skip:
+            parts.extend([context.to(agent_state[0].dtype), *agent_state])
+        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 
 
 def foundation_extractors(model_or_policy: BaseAlgorithm | nn.Module) -> list[FoundationFeatureExtractor]:
@@ -180,7 +196,9 @@ def attach_market(model_or_policy: BaseAlgorithm | nn.Module, market: MarketTens
 
 
 def extractor_kwargs(d_model: int, tokens: int, features_dim: int, film_hidden: int,
-                     film_init_std: float, n_context: int = len(HMM_COLUMNS)) -> dict[str, Any]:
+                     film_init_std: float, n_context: int = len(HMM_COLUMNS), context_skip: bool = False,
+                     embedding: bool = True) -> dict[str, Any]:
     """``features_extractor_kwargs`` for SB3: small plain values only, safe to pickle."""
     return {"d_model": int(d_model), "tokens": int(tokens), "features_dim": int(features_dim),
-            "n_context": int(n_context), "film_hidden": int(film_hidden), "film_init_std": float(film_init_std)}
+            "n_context": int(n_context), "film_hidden": int(film_hidden), "film_init_std": float(film_init_std),
+            "context_skip": bool(context_skip), "embedding": bool(embedding)}

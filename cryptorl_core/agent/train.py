@@ -12,6 +12,7 @@ are never read here.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -149,6 +150,7 @@ class PolicyTrainResult:
             "overfit_warned_at": self.overfit_warned_at, "collapsed": self.collapsed,
             "min_action_std": self.config.min_action_std, "min_trades": self.config.min_trades,
             "device": self.device, "seed": self.seed, "fingerprint": self.fingerprint,
+            "seed_runs": self.extra.get("seed_runs", []),
             **{f"eval_{k}": v for k, v in self.eval_stats.summary().items()},
         }
 
@@ -233,7 +235,8 @@ def build_model(config: AgentConfig, env: BatchCryptoEnv, market: MarketTensors,
     policy_kwargs: dict[str, Any] = {
         "features_extractor_class": FoundationFeatureExtractor,
         "features_extractor_kwargs": extractor_kwargs(market.d_model, market.tokens, config.features_dim,
-                                                      config.film_hidden, config.film_init_std, market.n_context),
+                                                      config.film_hidden, config.film_init_std, market.n_context,
+                                                      config.context_skip, config.embedding),
         "log_std_init": config.log_std_init,
     }
     common = {"learning_rate": lr, "gamma": config.gamma, "use_sde": config.use_sde,
@@ -291,7 +294,92 @@ def train_policy(
     mode: str = "cache",
     extra_callbacks: Sequence[BaseCallback] = (),
 ) -> PolicyTrainResult:
-    """Train the agent on the train split of a segment and keep the best model on the eval split.
+    """Train ``config.n_seeds`` agents (more if collapsed) and keep the best live one on the eval split.
+
+    Seeds are ``seed, seed + 1, ...``. Each run keeps its best eval checkpoint among those
+    that clear the collapse floors (:class:`~cryptorl_core.agent.callbacks.EvalCallback`).
+    When every run so far is collapsed on the eval window, up to ``config.collapse_retries``
+    more seeds are trained; then :class:`PolicyCollapsedError` is raised rather than a dead
+    policy published (unless ``config.fail_on_collapse`` is off: then the best collapsed run is
+    kept, marked ``collapsed``). Among live runs, the highest eval reward wins. Runs live under
+    ``out_dir/seeds/<seed>`` (checkpoints under ``checkpoint_dir/seed-<seed>``); the winner's
+    files are copied to ``out_dir``. Parameters as :func:`train_one_seed`.
+
+    :raises PolicyCollapsedError: no run produced a policy that clears the collapse floors.
+    :raises TrainingInterrupted: SIGTERM arrived; a checkpoint was saved first.
+    """
+    out = Path(out_dir)
+    base_seed = config.seed if seed is None else int(seed)
+    if isinstance(encoder_or_cache, MarketTensors):
+        market = encoder_or_cache
+    else:  # built once for every seed
+        market = MarketTensors.build(frame, hmm_context, encoder_or_cache, tokens=config.tokens, mode=mode,
+                                     device=resolve_device(device), cache_dtype=config.cache_dtype)
+    runs: list[PolicyTrainResult] = []
+    for k in range(config.n_seeds + config.collapse_retries):
+        if k >= config.n_seeds and any(not r.collapsed for r in runs):
+            break
+        s = base_seed + k
+        ckpt = None if checkpoint_dir is None else Path(checkpoint_dir) / f"seed-{s}"
+        runs.append(train_one_seed(frame, None, market, config, out / "seeds" / str(s), ckpt, device, s,
+                                   tensorboard_dir, mode, extra_callbacks))
+    live = [r for r in runs if not r.collapsed]
+    if not live and config.fail_on_collapse:
+        raise PolicyCollapsedError(runs, config)
+    chosen = max(live or runs, key=lambda r: r.eval_stats.reward)
+    chosen.extra["seed_runs"] = [{"seed": r.seed, "eval_reward": r.eval_stats.reward, "collapsed": r.collapsed,
+                                  "best_step": r.best_step, "eval_trades": r.eval_stats.n_trades,
+                                  "eval_action_std": r.eval_stats.action_std} for r in runs]
+    return publish_run(chosen, out)
+
+
+class PolicyCollapsedError(RuntimeError):
+    """Every training run ended with a policy that fails the collapse floors on the eval window.
+
+    :param runs: the runs, one per seed.
+    :param config: the configuration (floors, retries).
+    """
+
+    def __init__(self, runs: Sequence[PolicyTrainResult], config: AgentConfig) -> None:
+        detail = "; ".join(f"seed {r.seed}: action std {r.eval_stats.action_std:.3f}, "
+                           f"{r.eval_stats.n_trades:.0f} trades" for r in runs)
+        super().__init__(
+            f"no policy cleared the collapse floors on the eval window (action std >= {config.min_action_std}, "
+            f"trades >= {config.min_trades}) after {len(runs)} seeds: {detail}. Train longer "
+            f"(total_timesteps), raise collapse_retries or min_ent_coef, or check the inputs.")
+        self.runs = list(runs)
+
+
+def publish_run(run: PolicyTrainResult, out: Path) -> PolicyTrainResult:
+    """Copy one seed's files (model, final model, config, history) to ``out``; the result's
+    paths point at the copies."""
+    out.mkdir(parents=True, exist_ok=True)
+    copies = {}
+    for name, src in (("model_path", run.model_path), ("final_model_path", run.final_model_path),
+                      ("config_path", run.config_path)):
+        copies[name] = out / src.name
+        shutil.copyfile(src, copies[name])
+    shutil.copyfile(src.parent / HISTORY_FILE, out / HISTORY_FILE)
+    config_doc = json.loads(copies["config_path"].read_text())
+    config_doc["metrics"] = run.metrics()
+    copies["config_path"].write_text(json.dumps(config_doc, indent=2, default=str))
+    return dataclasses.replace(run, **copies)
+
+
+def train_one_seed(
+    frame: pd.DataFrame,
+    hmm_context: HMMContextLike | None,
+    encoder_or_cache: EncoderLike | MarketTensors,
+    config: AgentConfig,
+    out_dir: str | os.PathLike,
+    checkpoint_dir: str | os.PathLike | None = None,
+    device: str | torch.device = "auto",
+    seed: int | None = None,
+    tensorboard_dir: str | os.PathLike | None = None,
+    mode: str = "cache",
+    extra_callbacks: Sequence[BaseCallback] = (),
+) -> PolicyTrainResult:
+    """Train one agent on the train split of a segment and keep its best model on the eval split.
 
     :param frame: the segment frame (technical columns, ``split``, prices).
     :param hmm_context: the 5 HMM columns (frame / array) or the regime model (``context(frame)``).
@@ -350,7 +438,8 @@ def train_policy(
     overfit = OverfitMonitorCallback(config.overfit_margin)
     evaluator = EvalCallback(eval_env, config.eval_freq, best_path, train_probe_env=probe_env,
                              reward_scale=config.env.reward_scale, probe_seed=seed + 1,
-                             after_eval=[early_stop, overfit])
+                             after_eval=[early_stop, overfit], min_action_std=config.min_action_std,
+                             min_trades=config.min_trades)
     metrics = MetricsCallback(config.log_freq)
     stateful = [evaluator, early_stop, overfit, metrics]
     callbacks: list[BaseCallback] = [

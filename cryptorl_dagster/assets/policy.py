@@ -33,8 +33,8 @@ class PolicyRunConfig(dg.Config):
     :param checkpoint_freq: env transitions between checkpoints.
     :param algo: ``tqc``, ``sac`` or ``ppo``.
     :param seed: training seed.
-    :param tiny_network: shrink every width (tokens 1, features 16, heads 16x16, batch 32):
-        for smoke tests of the wiring only.
+    :param tiny_network: shrink every width (tokens 1, features 16, heads 16x16, batch 32) and
+        publish a collapsed policy (marked) instead of failing: for smoke tests of the wiring only.
     """
 
     total_timesteps: int | None = None
@@ -56,7 +56,8 @@ def agent_config_for(profile: ProfileResource, run: PolicyRunConfig | None = Non
         "checkpoint_freq": run.checkpoint_freq, "algo": run.algo, "seed": run.seed}.items() if v is not None}
     if run.tiny_network:
         changes.update(tokens=1, features_dim=16, film_hidden=8, net_arch=(16, 16), batch_size=32,
-                       learning_starts=min(config.learning_starts, 64), buffer_size=min(config.buffer_size, 5_000))
+                       learning_starts=min(config.learning_starts, 64), buffer_size=min(config.buffer_size, 5_000),
+                       collapse_retries=0, fail_on_collapse=False)
     if "n_envs" in changes:
         changes["env"] = config.env.with_overrides(n_envs=changes["n_envs"])
     return config.replace(**changes)
@@ -89,6 +90,11 @@ def _metadata(result: PolicyTrainResult, artifact: PolicyArtifact, png: bytes, d
     }
     if table is not None:
         meta["evaluations"] = markdown_table(table)
+    runs = result.extra.get("seed_runs", [])
+    if runs:
+        meta["seed_runs"] = markdown_table(pd.DataFrame(runs).set_index("seed"))
+    meta["selection"] = (f"best eval reward among checkpoints clearing the collapse floors, over "
+                         f"{len(runs) or 1} seed(s); kept seed {result.seed}, {result.kept_checkpoint}")
     return meta
 
 

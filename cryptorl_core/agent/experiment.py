@@ -1,0 +1,212 @@
+"""Agent experiments judged on the train and eval windows only (never the test window).
+
+One experiment = one agent configuration trained on the train window of some segments and
+scored on their eval windows (out of sample) and train windows (what it learned in sample)
+against the rules that read the same inputs: the regime rule on
+the HMM's filtered probabilities, and buy-and-hold. Everything upstream of the agent (features,
+regime model, encoder) is built with the profile's own configuration and cached on disk, so a
+grid over agent settings re-trains only the agent.
+
+From a shell (the command each row of ``docs/EXPERIMENTS.md`` names)::
+
+    python -m cryptorl_core.agent.experiment --profile backfill --segments 2021-Q1,2023-Q3 \\
+        --set gamma=0.99 --set learning_rate=3e-4 --seeds 0,1
+
+Test rows are in the segment frame (the split labels need them) but nothing here reads them:
+training reads train rows, selection and scoring read eval rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cryptorl_core.agent.config import AgentConfig
+from cryptorl_core.agent.market_tensors import MarketTensors
+from cryptorl_core.agent.train import load_policy, train_policy
+from cryptorl_core.backtest.regime_baselines import regime_rule_positions
+from cryptorl_core.backtest.runner import run_backtest, run_targets
+from cryptorl_core.data.synthetic import generate_synthetic_market
+from cryptorl_core.encoder.checkpoint import load_encoder, save_encoder
+from cryptorl_core.encoder.train import train_mae
+from cryptorl_core.features.pipeline import build_segment_frame
+from cryptorl_core.profiles import PipelineConfig
+from cryptorl_core.regime.model import RegimeModel, fit_regime_model
+from cryptorl_core.schema import EVAL, TRAIN
+from cryptorl_core.segments import HOUR, Segment, segment_by_key, walk_forward_segments
+
+logger = logging.getLogger(__name__)
+
+#: Eval-window figures reported per strategy.
+SCORE_KEYS = ("sharpe", "total_return_pct", "n_trades")
+
+
+@dataclass
+class PreparedSegment:
+    """Everything upstream of the agent for one segment.
+
+    :param key: segment key.
+    :param frame: the segment frame (features, split labels, prices).
+    :param regime: the fitted regime model.
+    :param context: the regime model's filtered context of every row.
+    :param encoder_path: the cached ``encoder.pth``.
+    """
+
+    key: str
+    frame: pd.DataFrame
+    regime: RegimeModel
+    context: pd.DataFrame
+    encoder_path: Path
+
+    def market(self, config: AgentConfig, device: str = "cpu") -> MarketTensors:
+        """The agent's market tensors for ``config`` (tokens, cache dtype)."""
+        encoder = load_encoder(self.encoder_path, device=device)
+        return MarketTensors.build(self.frame, self.context, encoder, tokens=config.tokens,
+                                   device=device, cache_dtype=config.cache_dtype)
+
+
+def segment_frame(market_frame: pd.DataFrame, segment: Segment, pipeline: PipelineConfig) -> pd.DataFrame:
+    """Features of one segment from the whole market frame (warm-up rows included, as the
+    ``raw_market_data`` asset slices them)."""
+    start = segment.train_start - pipeline.windows.warmup_hours * HOUR
+    raw = market_frame.loc[(market_frame.index >= start) & (market_frame.index < segment.test_end)]
+    frame, _, _ = build_segment_frame(raw, segment, pipeline.features)
+    return frame
+
+
+def prepare_segment(market_frame: pd.DataFrame, segment: Segment, pipeline: PipelineConfig,
+                    cache_dir: Path) -> PreparedSegment:
+    """Features, regime model and encoder of one segment (the encoder cached in ``cache_dir``)."""
+    frame = segment_frame(market_frame, segment, pipeline)
+    regime = fit_regime_model(frame, pipeline.hmm)
+    encoder_path = cache_dir / f"{pipeline.name}-{segment.key}" / "encoder.pth"
+    if not encoder_path.exists():
+        result = train_mae(frame, pipeline.mae, None, device="cpu", progress=False)
+        save_encoder(encoder_path, result.model, pipeline.mae, result.feature_columns,
+                     result.norm_fingerprint)
+    return PreparedSegment(segment.key, frame, regime, regime.context(frame), encoder_path)
+
+
+def eval_scores(run_metrics: dict[str, Any]) -> dict[str, float]:
+    """The :data:`SCORE_KEYS` of one strategy's metrics."""
+    return {k: float(run_metrics[k]) for k in SCORE_KEYS}
+
+
+def baseline_scores(prepared: PreparedSegment, config: AgentConfig, split: str) -> dict[str, dict[str, float]]:
+    """Regime rule and buy-and-hold over one split, with the agent's env and costs."""
+    env = config.env
+    rule = run_targets(regime_rule_positions(prepared.context), prepared.frame, split, name="regime_rule", env_config=env)
+    hold = run_targets(np.ones(len(prepared.frame)), prepared.frame, split, name="buy_and_hold", env_config=env)
+    return {"regime_rule": eval_scores(rule.metrics()), "buy_and_hold": eval_scores(hold.metrics())}
+
+
+def run_experiment(prepared: PreparedSegment, config: AgentConfig, seed: int, out_dir: Path) -> dict[str, Any]:
+    """Train one agent and score its selected policy on the eval window.
+
+    :return: one flat row: segment, seed, the agent's and the baselines' eval scores, the
+        training summary (best step, collapsed, seconds).
+    """
+    t0 = time.perf_counter()
+    market = prepared.market(config)
+    result = train_policy(prepared.frame, prepared.context, market, config,
+                          out_dir=out_dir / f"{prepared.key}-seed{seed}", device="cpu", seed=seed)
+    row: dict[str, Any] = {"segment": prepared.key, "seed": seed}
+    for split, prefix in ((EVAL, ""), (TRAIN, "train_")):
+        agent = run_backtest(result.model, prepared.frame, split, env_config=config.env, w_cost=config.eval_w_cost)
+        for name, scores in {"agent": eval_scores(agent.metrics()), **baseline_scores(prepared, config, split)}.items():
+            row.update({f"{prefix}{name}_{k}": v for k, v in scores.items()})
+        if split == EVAL:
+            row["agent_mean_position"] = float(agent.positions.mean())
+    # The last model, never selected on eval: its eval score is an unbiased out-of-sample estimate.
+    final = load_policy(result.final_model_path, market, config.algo, "cpu")
+    last = run_backtest(final, prepared.frame, EVAL, env_config=config.env, w_cost=config.eval_w_cost)
+    row.update({f"final_{k}": v for k, v in eval_scores(last.metrics()).items()})
+    row.update(best_step=result.best_step,
+               collapsed=result.collapsed, eval_reward=result.eval_stats.reward,
+               seconds=round(time.perf_counter() - t0, 1))
+    return row
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``key=value`` pairs (values as Python literals, else strings); ``env.key=value`` sets
+    a field of the env config."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, _, text = item.partition("=")
+        try:
+            out[key.strip()] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            out[key.strip()] = text
+    return out
+
+
+def apply_overrides(config: AgentConfig, overrides: dict[str, Any]) -> AgentConfig:
+    """``config`` with top-level and ``env.``-prefixed overrides applied."""
+    env = {k.removeprefix("env."): v for k, v in overrides.items() if k.startswith("env.")}
+    top = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if not k.startswith("env.")}
+    if env:
+        top["env"] = config.env.with_overrides(**env)
+    return config.replace(**top)
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Medians over segments and seeds, and the share of runs at or above the regime rule."""
+    frame = pd.DataFrame(rows)
+    return {
+        "median_agent_sharpe": float(frame["agent_sharpe"].median()),
+        "median_rule_sharpe": float(frame["regime_rule_sharpe"].median()),
+        "median_hold_sharpe": float(frame["buy_and_hold_sharpe"].median()),
+        "median_train_agent_sharpe": float(frame["train_agent_sharpe"].median()),
+        "median_train_rule_sharpe": float(frame["train_regime_rule_sharpe"].median()),
+        "median_train_hold_sharpe": float(frame["train_buy_and_hold_sharpe"].median()),
+        "share_agent_ge_hold": float((frame["agent_sharpe"] >= frame["buy_and_hold_sharpe"]).mean()),
+        "share_agent_ge_0.8_rule": float((frame["agent_sharpe"] >= 0.8 * frame["regime_rule_sharpe"]).mean()),
+        "n_collapsed": int(frame["collapsed"].sum()),
+        "median_trades": float(frame["agent_n_trades"].median()),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", default="quick")
+    parser.add_argument("--segments", default="2025-Q4", help="comma-separated segment keys")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds")
+    parser.add_argument("--set", action="append", default=[], help="agent override key=value (repeatable)")
+    parser.add_argument("--cache", default="storage/experiments", help="encoder cache and outputs")
+    parser.add_argument("--out", default=None, help="append result rows (JSON lines) to this file")
+    parser.add_argument("--label", default="", help="name of the experiment in the output rows")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+
+    pipeline = PipelineConfig.profile(args.profile)
+    config = apply_overrides(pipeline.agent, parse_overrides(args.set))
+    market = generate_synthetic_market()
+    all_segments = walk_forward_segments(market.start, market.end, pipeline.windows)
+    cache = Path(args.cache)
+    rows = []
+    for key in args.segments.split(","):
+        prepared = prepare_segment(market.frame, segment_by_key(all_segments, key), pipeline, cache)
+        for seed in (int(s) for s in args.seeds.split(",")):
+            row = {"label": args.label, **run_experiment(prepared, config, seed, cache / "runs" / (args.label or "run"))}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            if args.out:
+                with open(args.out, "a") as fh:
+                    fh.write(json.dumps(row) + "\n")
+    print(json.dumps({"label": args.label, "overrides": args.set, **summarize(rows)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
