@@ -77,12 +77,12 @@ def main() -> None:
     quick_encoder = CryptoMAE(n_features, MAEConfig.quick()).eval()
     full_encoder = CryptoMAE(n_features, MAEConfig.full()).eval()
 
-    quick = AgentConfig.quick().replace(learning_starts=256)
+    quick = AgentConfig.quick().replace(learning_starts=256, embedding=True)  # the encoder path
     sps_quick = steps_per_second(frame, context, quick_encoder, quick, "cache", device, args.steps)
 
     n_envs = args.n_envs or (1024 if cuda else 16)
     batch = args.batch_size or (2048 if cuda else 64)
-    full = AgentConfig.full().replace(n_envs=n_envs, batch_size=batch, learning_starts=batch, gradient_steps=1,
+    full = AgentConfig.full().replace(n_envs=n_envs, batch_size=batch, learning_starts=batch, gradient_steps=1, embedding=True,
                                       buffer_size=max(100_000, 4 * n_envs))
     steps = max(args.steps, 4 * n_envs)
     sps_cache = steps_per_second(frame, context, full_encoder, full, "cache", device, steps)

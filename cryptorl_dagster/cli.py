@@ -12,6 +12,8 @@ import time
 
 import dagster as dg
 
+from cryptorl_core.backtest.summary import MARKDOWN_FILE
+from cryptorl_dagster.assets.backtest import SUMMARY_ASSET
 from cryptorl_dagster.definitions import all_assets, all_checks
 from cryptorl_dagster.partitions import segments
 from cryptorl_dagster.resources import default_resources
@@ -102,6 +104,35 @@ def run(partition: str | None, selection: str | None) -> int:
     return 0 if result.success else 1
 
 
+#: The per-segment assets of a backfill (everything but the cross-segment summary).
+PER_SEGMENT_SELECTION = "* - wfo_summary"
+
+
+def backfill(partitions: str | None) -> int:
+    """Materialize the lineage of every segment (or the listed ones), one run per segment as a
+    Dagster backfill makes, then ``wfo_summary``; print each segment's time and the summary table."""
+    keys = partitions.split(",") if partitions else [s.key for s in segments()]
+    instance, resources = dg.DagsterInstance.get(), default_resources()
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    started, failed = time.time(), []
+    for key in keys:
+        t0 = time.time()
+        result = dg.materialize([*all_assets, *all_checks], partition_key=key, resources=resources,
+                                instance=instance, selection=PER_SEGMENT_SELECTION, raise_on_error=False,
+                                run_config=quiet)
+        if not result.success:
+            failed.append(key)
+        print(f"{key}: {'ok' if result.success else 'FAILED'} in {time.time() - t0:.1f} s", flush=True)
+    result = dg.materialize([*all_assets, *all_checks], resources=resources, instance=instance,
+                            selection="wfo_summary", raise_on_error=False, run_config=quiet)
+    print_summary(result)
+    table = resources["artifacts"].path(SUMMARY_ASSET) / MARKDOWN_FILE
+    if table.exists():
+        print(f"\n{table.read_text()}")
+    print(f"\nbackfill of {len(keys)} segments in {time.time() - started:.1f} s; failed: {', '.join(failed) or 'none'}")
+    return 0 if result.success and not failed else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cryptorl_dagster.cli")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -109,7 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--partition", help="segment key such as 2025-Q4")
     run_p.add_argument("--select", help="asset selection string, e.g. 'raw_market_data,features'")
     sub.add_parser("segments", help="list the walk-forward segments")
+    fill_p = sub.add_parser("backfill", help="materialize every segment's lineage in turn, then wfo_summary")
+    fill_p.add_argument("--partitions", help="comma-separated segment keys (default: all)")
     args = parser.parse_args(argv)
+    if args.command == "backfill":
+        return backfill(args.partitions)
     if args.command == "segments":
         for seg in segments():
             print(seg.key, seg.train_start, seg.test_start, seg.test_end)

@@ -53,9 +53,13 @@ class AgentConfig:
         near 1 and beta near 0, close enough to identity not to scramble the embeddings,
         far enough from it that the regime already modulates them at step 0.
     :param cache_dtype: ``"float32"`` or ``"bfloat16"`` (halves the cache; CUDA only).
-    :param context_skip: also hand the HMM context, position and cost weight to the actor and
-        critic heads directly, beside the FiLM path (the project's addition to the seed's design).
-    :param embedding: use the encoder embedding; False gives the heads the context only (ablation).
+    :param embedding: feed the frozen encoder's embedding (FiLM-modulated by the HMM context,
+        fused with position and cost weight) to the heads: the seed's design. Off (both
+        profiles): the heads read ``[HMM context, position, w_cost]`` directly. On the synthetic
+        market the embedding let the agent fit its train year and trade 2-5x more on the eval
+        window, out of sample worse than the context alone (``docs/EXPERIMENTS.md``).
+    :param context_skip: with ``embedding``, also hand the HMM context, position and cost weight
+        to the heads directly, beside the FiLM path (always so without the embedding).
 
     Environment and curriculum
     --------------------------
@@ -142,8 +146,8 @@ class AgentConfig:
     film_hidden: int = 64
     film_init_std: float = 0.05
     cache_dtype: str = "bfloat16"
-    context_skip: bool = False
-    embedding: bool = True
+    embedding: bool = False
+    context_skip: bool = True
 
     env: EnvConfig = field(default_factory=EnvConfig.full)
     discovery_end: float = 0.10
@@ -197,12 +201,13 @@ class AgentConfig:
 
     @classmethod
     def quick(cls) -> AgentConfig:
-        """About a minute of TQC on a 2-core CPU that still learns the synthetic regimes.
+        """About a minute and a half of TQC on a 2-core CPU; also the backfill profile (23
+        synthetic segments within the hour).
 
-        Small nets, 16 envs, one gradient step per 8 transitions, and one token per row (the
-        window's mean embedding): with 8 tokens the agent memorised the 8,640 train bars
-        (train reward per step above the regime oracle's) and did worse on eval; with one it
-        reached the regime oracle's eval reward.
+        Small nets, 16 envs, one gradient step per 8 transitions; the heads read the HMM context,
+        position and cost weight directly (``embedding=False``, see ``docs/EXPERIMENTS.md``).
+        With the embedding on, one token per row (the window's mean embedding) fitted the train
+        window less badly than 8 tokens, but still worse out of sample than the context alone.
         """
         return cls(
             total_timesteps=40_000, n_envs=16, learning_rate=1e-3, batch_size=256,
@@ -215,9 +220,10 @@ class AgentConfig:
     @classmethod
     def full(cls) -> AgentConfig:
         """The seed's: 30M steps, 1024 envs, batch 2048, buffer 2.5M, lr 1e-4, gamma 0.95,
-        ``ent_coef="auto_0.5"``, gSDE (resample every 64 steps, ``log_std_init=0``), 64 tokens
-        of d_model 256 fused to 512 features; early stopping after 25 evaluations without
-        improvement, never before 100 evaluations."""
+        ``ent_coef="auto_0.5"``, gSDE (resample every 64 steps, ``log_std_init=0``); early
+        stopping after 25 evaluations without improvement, never before 100 evaluations. The
+        heads read the HMM context directly, as in the quick profile; ``embedding=True`` restores
+        the seed's 64 tokens of d_model 256, FiLM-modulated and fused to 512 features."""
         return cls()
 
     @classmethod

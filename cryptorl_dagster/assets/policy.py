@@ -33,6 +33,9 @@ class PolicyRunConfig(dg.Config):
     :param checkpoint_freq: env transitions between checkpoints.
     :param algo: ``tqc``, ``sac`` or ``ppo``.
     :param seed: training seed.
+    :param n_seeds: agents trained; the best live one on the eval window is kept.
+    :param embedding: feed the frozen encoder's FiLM-modulated embedding to the heads (the
+        seed's design; the profiles read the HMM context directly).
     :param tiny_network: shrink every width (tokens 1, features 16, heads 16x16, batch 32) and
         publish a collapsed policy (marked) instead of failing: for smoke tests of the wiring only.
     """
@@ -43,6 +46,8 @@ class PolicyRunConfig(dg.Config):
     checkpoint_freq: int | None = None
     algo: str | None = None
     seed: int | None = None
+    n_seeds: int | None = None
+    embedding: bool | None = None
     tiny_network: bool = False
 
 
@@ -53,7 +58,8 @@ def agent_config_for(profile: ProfileResource, run: PolicyRunConfig | None = Non
         return config
     changes: dict[str, Any] = {k: v for k, v in {
         "total_timesteps": run.total_timesteps, "n_envs": run.n_envs, "eval_freq": run.eval_freq,
-        "checkpoint_freq": run.checkpoint_freq, "algo": run.algo, "seed": run.seed}.items() if v is not None}
+        "checkpoint_freq": run.checkpoint_freq, "algo": run.algo, "seed": run.seed, "n_seeds": run.n_seeds,
+        "embedding": run.embedding}.items() if v is not None}
     if run.tiny_network:
         changes.update(tokens=1, features_dim=16, film_hidden=8, net_arch=(16, 16), batch_size=32,
                        learning_starts=min(config.learning_starts, 64), buffer_size=min(config.buffer_size, 5_000),
