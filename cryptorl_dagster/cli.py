@@ -104,8 +104,8 @@ def run(partition: str | None, selection: str | None) -> int:
     return 0 if result.success else 1
 
 
-#: The per-segment assets of a backfill (everything but the cross-segment summary).
-PER_SEGMENT_SELECTION = "* - wfo_summary"
+#: The per-segment assets of a backfill (everything but the cross-segment summary) and their checks.
+PER_SEGMENT_SELECTION = dg.AssetSelection.all() - dg.AssetSelection.assets("wfo_summary")
 
 
 def backfill(partitions: str | None) -> int:
