@@ -201,6 +201,11 @@ def _foundation_extractor(actor: Any) -> Any | None:
     return fe
 
 
+def _grad_x_input(leaf: torch.Tensor) -> float:
+    """Sum of |gradient x input| of a leaf tensor (0 when the action does not depend on it)."""
+    return 0.0 if leaf.grad is None else float((leaf.grad * leaf.detach()).abs().sum())
+
+
 def feature_attribution(model: Any, obs: dict[str, np.ndarray]) -> dict[str, float]:
     """Share of |gradient x input| of the deterministic action per input group.
 
@@ -223,8 +228,8 @@ def feature_attribution(model: Any, obs: dict[str, np.ndarray]) -> dict[str, flo
             with _leaf_market(extractor, rows) as (emb, ctx):
                 mean, _, _ = actor.get_action_dist_params({"market": local, "position": pos, "w_cost": w})
                 torch.tanh(mean).sum().backward()
-                raw["technical"] = float((emb.grad * emb.detach()).abs().sum())
-                raw["hmm"] = float((ctx.grad * ctx.detach()).abs().sum())
+                raw["technical"] = _grad_x_input(emb)  # 0 for a policy that reads no embedding
+                raw["hmm"] = _grad_x_input(ctx)
         else:
             mean, _, _ = actor.get_action_dist_params({"market": t["market"], "position": pos, "w_cost": w})
             torch.tanh(mean).sum().backward()
