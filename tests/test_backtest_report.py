@@ -80,7 +80,8 @@ def save_tiny_encoder(frame: pd.DataFrame, path: Path) -> Path:
     return save_encoder(path, CryptoMAE(len(TECH), cfg), cfg, list(TECH), "test")
 
 
-def train_tiny_tqc(frame: pd.DataFrame, market, path: Path, seed: int, steps: int = 96) -> Path:
+def train_tiny_tqc(frame: pd.DataFrame, market, path: Path, seed: int, steps: int = 96,
+                   embedding: bool = True) -> Path:
     """A TQC on the agent's extractor, trained for a few steps and saved (no market inside)."""
     from sb3_contrib import TQC
 
@@ -96,7 +97,7 @@ def train_tiny_tqc(frame: pd.DataFrame, market, path: Path, seed: int, steps: in
         "MultiInputPolicy", env, learning_starts=48, batch_size=32, use_sde=True, seed=seed, device="cpu",
         policy_kwargs={
             "features_extractor_class": FoundationFeatureExtractor,
-            "features_extractor_kwargs": extractor_kwargs(D_MODEL, TOKENS, 16, 8, 0.05),
+            "features_extractor_kwargs": extractor_kwargs(D_MODEL, TOKENS, 16, 8, 0.05, embedding=embedding),
             "net_arch": [16, 16], "n_quantiles": 5,
         },
     )
@@ -128,6 +129,7 @@ def agent_files(frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -
         "hmm": root / "hmm.parquet",
         "a": train_tiny_tqc(frame, market, root / "tqc_a.zip", seed=0),
         "b": train_tiny_tqc(frame, market, root / "tqc_b.zip", seed=1),
+        "context_only": train_tiny_tqc(frame, market, root / "tqc_context.zip", seed=0, embedding=False),
     }
 
 
@@ -376,6 +378,15 @@ def test_tqc_audit_std_q_spread_and_attribution(frame: pd.DataFrame, agent_files
     np.testing.assert_array_equal(before, after)
     assert all(p.grad is None for p in model.actor.parameters())
     json.dumps(audit.as_dict())
+
+
+def test_audit_of_a_context_only_policy_attributes_nothing_to_the_embedding(
+        frame: pd.DataFrame, agent_files: dict[str, Path]) -> None:
+    model = load_policy(agent_files["context_only"], frame, hmm_context=pd.read_parquet(agent_files["hmm"]),
+                        encoder=agent_files["encoder"])
+    audit = audit_policy(model, run_backtest(model, frame), BacktestConfig(audit_n_states=16, audit_q_grid=5))
+    assert audit.attribution["technical"] == 0.0 and audit.attribution["hmm"] > 0
+    assert sum(audit.attribution.values()) == pytest.approx(1.0)
 
 
 def _obs(steps: pd.DataFrame) -> dict[str, np.ndarray]:

@@ -1,0 +1,32 @@
+"""The experiment harness's command-line overrides reach the agent and env configurations."""
+
+from __future__ import annotations
+
+import pytest
+
+from cryptorl_core.agent import AgentConfig
+from cryptorl_core.agent.experiment import apply_overrides, parse_overrides, summarize
+
+
+def test_overrides_parse_literals_and_set_agent_and_env_fields():
+    overrides = parse_overrides(["gamma=0.99", "embedding=False", "net_arch=[32, 32]", "env.fee_bps=5",
+                                 "algo=sac"])
+    assert overrides == {"gamma": 0.99, "embedding": False, "net_arch": [32, 32], "env.fee_bps": 5, "algo": "sac"}
+    cfg = apply_overrides(AgentConfig.quick(), overrides)
+    assert (cfg.gamma, cfg.embedding, cfg.net_arch, cfg.algo) == (0.99, False, (32, 32), "sac")
+    assert cfg.env.fee_bps == 5 and cfg.env.slippage_bps == AgentConfig.quick().env.slippage_bps
+
+
+def test_unknown_override_is_refused():
+    with pytest.raises(TypeError, match="no_such_field"):
+        apply_overrides(AgentConfig.quick(), parse_overrides(["no_such_field=1"]))
+
+
+def test_summary_counts_runs_against_the_rule_and_buy_and_hold():
+    row = {"train_agent_sharpe": 1.0, "train_regime_rule_sharpe": 1.0, "train_buy_and_hold_sharpe": 0.0,
+           "collapsed": False, "agent_n_trades": 10}
+    rows = [{**row, "agent_sharpe": 2.0, "regime_rule_sharpe": 2.0, "buy_and_hold_sharpe": 1.0},
+            {**row, "agent_sharpe": 0.5, "regime_rule_sharpe": 2.0, "buy_and_hold_sharpe": 1.0, "collapsed": True}]
+    s = summarize(rows)
+    assert s["share_agent_ge_hold"] == 0.5 and s["share_agent_ge_0.8_rule"] == 0.5 and s["n_collapsed"] == 1
+    assert s["median_agent_sharpe"] == 1.25
