@@ -20,7 +20,6 @@ are neither pickled into an SB3 zip nor into ``policy_kwargs``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -32,17 +31,11 @@ from cryptorl_core.encoder.checkpoint import EncoderArtifact, EncoderDimensionEr
 from cryptorl_core.encoder.model import CryptoMAE
 from cryptorl_core.encoder.windows import feature_matrix
 from cryptorl_core.env.batch_env import gather_rows, gather_windows
+from cryptorl_core.regime.context import RegimeContextSource, context_array
 from cryptorl_core.schema import HMM_COLUMNS
 
 MODES = ("cache", "live")
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-
-
-@runtime_checkable
-class RegimeContextSource(Protocol):
-    """Anything with the regime stage's ``context(frame)`` (e.g. ``RegimeModel``)."""
-
-    def context(self, frame: pd.DataFrame) -> Any: ...
 
 
 HMMContextLike = pd.DataFrame | np.ndarray | torch.Tensor | RegimeContextSource
@@ -50,33 +43,15 @@ EncoderLike = CryptoMAE | LoadedEncoder | EncoderArtifact | torch.Tensor
 
 
 def hmm_context_array(hmm_context: HMMContextLike, frame: pd.DataFrame | None = None) -> np.ndarray:
-    """The 5 HMM columns of every row of a segment frame as a float32 array.
+    """The 5 HMM columns of every row of a segment frame as a float32 array
+    (:func:`~cryptorl_core.regime.context.context_array` of :data:`~cryptorl_core.schema.HMM_COLUMNS`).
 
     :param hmm_context: a frame holding :data:`~cryptorl_core.schema.HMM_COLUMNS`, an
         ``(n_rows, 5)`` array/tensor, or a regime model with ``context(frame)``.
     :param frame: the segment frame (required for a regime model; checks the row count).
     :return: ``(n_rows, 5)`` float32, finite.
     """
-    if isinstance(hmm_context, RegimeContextSource) and not isinstance(hmm_context, pd.DataFrame | np.ndarray | torch.Tensor):
-        if frame is None:
-            raise ValueError("a regime model needs the segment frame to compute its context")
-        hmm_context = hmm_context.context(frame)
-    if isinstance(hmm_context, pd.DataFrame):
-        missing = [c for c in HMM_COLUMNS if c not in hmm_context.columns]
-        if missing:
-            raise ValueError(f"HMM context lacks columns {missing}")
-        array = hmm_context[list(HMM_COLUMNS)].to_numpy(dtype=np.float32)
-    elif isinstance(hmm_context, torch.Tensor):
-        array = hmm_context.detach().cpu().float().numpy()
-    else:
-        array = np.asarray(hmm_context, dtype=np.float32)
-    if array.ndim != 2 or array.shape[1] != len(HMM_COLUMNS):
-        raise ValueError(f"HMM context must be (n_rows, {len(HMM_COLUMNS)}), got {array.shape}")
-    if frame is not None and array.shape[0] != len(frame):
-        raise ValueError(f"HMM context has {array.shape[0]} rows, the segment frame {len(frame)}")
-    if not np.isfinite(array).all():
-        raise ValueError("HMM context contains NaN or inf")
-    return np.ascontiguousarray(array)
+    return context_array(hmm_context, HMM_COLUMNS, frame, np.float32)
 
 
 def _encoder_model(encoder: CryptoMAE | LoadedEncoder | EncoderArtifact, device: torch.device) -> CryptoMAE:

@@ -24,12 +24,12 @@ an input: only the report's baseline runner reads ``true_regime``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
 from cryptorl_core.backtest.config import BacktestConfig
+from cryptorl_core.regime.context import RegimeContextLike, context_array
 from cryptorl_core.schema import HMM_PROB_COLUMNS, REGIME_NAMES
 
 #: HMM states in the regime stage's stable order.
@@ -38,47 +38,17 @@ UP, FLAT, DOWN, STRESS = range(len(HMM_PROB_COLUMNS))
 BULL, BEAR, RANGE, CRASH = range(len(REGIME_NAMES))
 
 
-@runtime_checkable
-class RegimeContextSource(Protocol):
-    """Anything with the regime stage's ``context(frame)`` (e.g. ``RegimeModel``)."""
-
-    def context(self, frame: pd.DataFrame) -> Any: ...
-
-
-RegimeContextLike = pd.DataFrame | np.ndarray | RegimeContextSource
-
-
 def regime_probabilities(context: RegimeContextLike, frame: pd.DataFrame | None = None) -> np.ndarray:
-    """The four filtered state probabilities of every row, ``(n_rows, 4)`` float64.
+    """The four filtered state probabilities of every row, ``(n_rows, 4)`` float64
+    (:func:`~cryptorl_core.regime.context.context_array` of ``hmm_p0..hmm_p3``).
 
     :param context: a frame holding ``hmm_p0..hmm_p3`` (e.g. ``RegimeModel.context(frame)``),
         an array whose first four columns are those probabilities, or a regime model (then
         ``frame`` is required).
-    :param frame: the segment frame the context must align with (row count, and index when
-        ``context`` is a frame); not checked when None.
+    :param frame: the segment frame the context must align with; not checked when None.
     :return: the probabilities.
     """
-    if isinstance(context, RegimeContextSource) and not isinstance(context, pd.DataFrame | np.ndarray):
-        if frame is None:
-            raise ValueError("a regime model needs the segment frame to compute its context")
-        context = context.context(frame)
-    if isinstance(context, pd.DataFrame):
-        missing = [c for c in HMM_PROB_COLUMNS if c not in context.columns]
-        if missing:
-            raise ValueError(f"regime context lacks columns {missing}")
-        if frame is not None and len(context) == len(frame) and not context.index.equals(frame.index):
-            raise ValueError("regime context and segment frame have different indexes")
-        probs = context[list(HMM_PROB_COLUMNS)].to_numpy(dtype=np.float64)
-    else:
-        probs = np.asarray(context, dtype=np.float64)
-        if probs.ndim != 2 or probs.shape[1] < len(HMM_PROB_COLUMNS):
-            raise ValueError(f"regime context must be (n_rows, >= {len(HMM_PROB_COLUMNS)}), got {probs.shape}")
-        probs = probs[:, : len(HMM_PROB_COLUMNS)]
-    if frame is not None and len(probs) != len(frame):
-        raise ValueError(f"regime context has {len(probs)} rows, the segment frame {len(frame)}")
-    if not np.isfinite(probs).all():
-        raise ValueError("regime context contains NaN or inf")
-    return probs
+    return context_array(context, HMM_PROB_COLUMNS, frame)
 
 
 def regime_rule_positions(
