@@ -304,6 +304,10 @@ def test_eval_callback_keeps_only_policies_clearing_the_collapse_floors(envs, ca
     assert not cb.eligible(RolloutStats(0.0, 0.0, 0.0, 1.0, 0, 100, 0.0, 0.0, 0.0))  # flat
     assert not cb.eligible(RolloutStats(1.0, 0.0, 0.0, 1.0, 4, 100, 0.0, 0.3, 2.0))  # too few trades
     assert cb.eligible(RolloutStats(-1.0, 0.0, 0.0, 1.0, 5, 100, 0.0, 0.3, 2.0))
+    # Holding still through a one-regime eval month is live if the policy moves on the train probe.
+    flat = RolloutStats(0.0, 0.0, 0.0, 1.0, 0, 100, 0.0, 0.0, 0.0)
+    moving = RolloutStats(0.0, 0.0, 0.0, 1.0, 12, 100, 0.0, 0.4, 2.0)
+    assert cb.eligible(flat, train=moving) and not cb.eligible(flat, train=flat)
     strict = EvalCallback(envs[1], 1, tmp_path / "best.zip", min_trades=10**9)
     strict.init_callback(model)
     strict.num_timesteps = 100

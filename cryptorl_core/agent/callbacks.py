@@ -369,6 +369,24 @@ def rollout_policy(model: BaseAlgorithm, env: VecEnv, deterministic: bool = True
     )
 
 
+def clears_floors(stats: RolloutStats, min_action_std: float, min_trades: float) -> bool:
+    """Whether a deterministic run's action std and trade count reach the collapse floors."""
+    return stats.action_std >= min_action_std and stats.n_trades >= min_trades
+
+
+def is_live(eval_stats: RolloutStats, train_stats: RolloutStats | None, min_action_std: float,
+            min_trades: float) -> bool:
+    """A policy is live (not collapsed) when it clears the floors on the eval window or on the
+    train probe's episodes of the same length.
+
+    Why both: a policy that reads the regime holds still through a one-regime eval month (a
+    whole month of range, where flat is right), yet moves across the train year's regimes;
+    a collapsed policy, one that ignores its inputs, is constant on both.
+    """
+    return clears_floors(eval_stats, min_action_std, min_trades) or (
+        train_stats is not None and clears_floors(train_stats, min_action_std, min_trades))
+
+
 class EvalCallback(StatefulCallback):
     """Every ``eval_freq`` env transitions: run the deterministic policy over the eval split,
     keep the best model, and run the after-evaluation children (early stopping, overfitting
@@ -383,8 +401,9 @@ class EvalCallback(StatefulCallback):
     :param probe_seed: seed of the train probe's episodes (the same ones at every evaluation).
     :param after_eval: children called after each evaluation (their ``parent`` is this callback).
     :param min_action_std: an evaluated policy whose action std is below this ...
-    :param min_trades: ... or that trades fewer times is collapsed: never kept as the best model,
-        however high its eval reward (a flat policy's 0.0 beats a slightly negative one).
+    :param min_trades: ... or that trades fewer times, on the eval window and on the train probe
+        alike (:func:`is_live`), is collapsed: never kept as the best model, however high its
+        eval reward (a flat policy's 0.0 beats a slightly negative one).
     """
 
     state_key = "eval"
@@ -428,7 +447,7 @@ class EvalCallback(StatefulCallback):
         train = rollout_policy(self.model, self.train_probe_env, True, self.reward_scale,
                                self.probe_seed) if self.train_probe_env else None
         self.last_result, self.last_train_result = result, train
-        self.last_eligible = self.eligible(result)
+        self.last_eligible = self.eligible(result, train)
         self.last_improved = self.last_eligible and result.reward > self.best_reward
         if self.last_improved:
             self.best_reward, self.best_step = result.reward, self.num_timesteps
@@ -452,9 +471,9 @@ class EvalCallback(StatefulCallback):
             keep_going = child.on_step() and keep_going
         return keep_going
 
-    def eligible(self, result: RolloutStats) -> bool:
-        """Whether an evaluated policy clears the collapse floors (may be kept as the best)."""
-        return result.action_std >= self.min_action_std and result.n_trades >= self.min_trades
+    def eligible(self, result: RolloutStats, train: RolloutStats | None = None) -> bool:
+        """Whether an evaluated policy is live (may be kept as the best): see :func:`is_live`."""
+        return is_live(result, train, self.min_action_std, self.min_trades)
 
     @property
     def has_best(self) -> bool:

@@ -42,6 +42,7 @@ from cryptorl_core.agent.callbacks import (
     RolloutStats,
     WCostCurriculumCallback,
     final_curriculum,
+    is_live,
     rollout_policy,
 )
 from cryptorl_core.agent.checkpointing import (
@@ -103,7 +104,8 @@ class PolicyTrainResult:
     :param train_seconds: wall time of this call's ``learn``.
     :param env_steps_per_s: env transitions per second of this call (evaluations included).
     :param overfit_warned_at: step of the first overfitting warning (-1: none).
-    :param collapsed: whether the eval-window action std or trade count is below the floors.
+    :param collapsed: whether the action std or trade count is below the floors on the eval
+        window and on the train probe alike (:func:`~cryptorl_core.agent.callbacks.is_live`).
     :param device: device trained on.
     :param seed: the seed.
     :param fingerprint: hash of configuration and data (decides resuming).
@@ -334,17 +336,21 @@ def train_policy(
 
 
 class PolicyCollapsedError(RuntimeError):
-    """Every training run ended with a policy that fails the collapse floors on the eval window.
+    """Every training run ended with a policy that fails the collapse floors on the eval window
+    and on the train probe.
 
     :param runs: the runs, one per seed.
     :param config: the configuration (floors, retries).
     """
 
     def __init__(self, runs: Sequence[PolicyTrainResult], config: AgentConfig) -> None:
-        detail = "; ".join(f"seed {r.seed}: action std {r.eval_stats.action_std:.3f}, "
-                           f"{r.eval_stats.n_trades:.0f} trades" for r in runs)
+        detail = "; ".join(f"seed {r.seed}: eval action std {r.eval_stats.action_std:.3f}, "
+                           f"{r.eval_stats.n_trades:.0f} trades; train probe action std "
+                           f"{r.extra['train_probe']['action_std']:.3f}, {r.extra['train_probe']['n_trades']:.1f} trades"
+                           for r in runs)
         super().__init__(
-            f"no policy cleared the collapse floors on the eval window (action std >= {config.min_action_std}, "
+            f"no policy cleared the collapse floors on the eval window or the train probe "
+            f"(action std >= {config.min_action_std}, "
             f"trades >= {config.min_trades}) after {len(runs)} seeds: {detail}. Train longer "
             f"(total_timesteps), raise collapse_retries or min_ent_coef, or check the inputs.")
         self.runs = list(runs)
@@ -476,7 +482,8 @@ def train_one_seed(
     shutil.copyfile(best_path if best_path.exists() else final_path, model_path)
     best = load_policy(model_path, market, config.algo, dev)
     eval_stats = rollout_policy(best, eval_env, True, config.env.reward_scale)
-    collapsed = eval_stats.action_std < config.min_action_std or eval_stats.n_trades < config.min_trades
+    probe_stats = rollout_policy(best, probe_env, True, config.env.reward_scale, seed + 1)
+    collapsed = not is_live(eval_stats, probe_stats, config.min_action_std, config.min_trades)
     done = time.perf_counter() - t0
     result = PolicyTrainResult(
         model=best, config=config, model_path=model_path, final_model_path=final_path,
@@ -494,7 +501,9 @@ def train_one_seed(
     (out / HISTORY_FILE).write_text(json.dumps({"evals": result.evals, "curves": result.curves}, default=float))
     if ckpt_dir is not None:
         mark_done(ckpt_dir, {"fingerprint": fingerprint, "num_timesteps": result.num_timesteps})
+    result.extra["train_probe"] = {"action_std": probe_stats.action_std, "n_trades": probe_stats.n_trades}
     if collapsed:
-        logger.warning("policy looks collapsed on the eval window: action std %.3f (floor %.3f), %d trades (floor %d)",
-                       eval_stats.action_std, config.min_action_std, eval_stats.n_trades, config.min_trades)
+        logger.warning("policy looks collapsed on the eval window and the train probe: action std %.3f / %.3f "
+                       "(floor %.3f), %d / %.1f trades (floor %d)", eval_stats.action_std, probe_stats.action_std,
+                       config.min_action_std, eval_stats.n_trades, probe_stats.n_trades, config.min_trades)
     return result
