@@ -300,7 +300,8 @@ def train_policy(
 
     Seeds are ``seed, seed + 1, ...``. Each run keeps its best eval checkpoint among those
     that clear the collapse floors (:class:`~cryptorl_core.agent.callbacks.EvalCallback`).
-    When every run so far is collapsed on the eval window, up to ``config.collapse_retries``
+    When every run so far is collapsed (on the eval window and the train probe alike,
+    :func:`~cryptorl_core.agent.callbacks.is_live`), up to ``config.collapse_retries``
     more seeds are trained; then :class:`PolicyCollapsedError` is raised rather than a dead
     policy published (unless ``config.fail_on_collapse`` is off: then the best collapsed run is
     kept, marked ``collapsed``). Among live runs, the highest eval reward wins. Runs live under
@@ -365,7 +366,7 @@ def publish_run(run: PolicyTrainResult, out: Path) -> PolicyTrainResult:
                       ("config_path", run.config_path)):
         copies[name] = out / src.name
         shutil.copyfile(src, copies[name])
-    shutil.copyfile(src.parent / HISTORY_FILE, out / HISTORY_FILE)
+    shutil.copyfile(run.config_path.parent / HISTORY_FILE, out / HISTORY_FILE)
     config_doc = json.loads(copies["config_path"].read_text())
     config_doc["metrics"] = run.metrics()
     copies["config_path"].write_text(json.dumps(config_doc, indent=2, default=str))
