@@ -160,3 +160,25 @@ def segment_by_key(segments: list[Segment], key: str) -> Segment:
             return seg
     known = ", ".join(s.key for s in segments) or "none"
     raise KeyError(f"unknown walk-forward segment {key!r}; known segments: {known}")
+
+
+def segment_slice(frame: pd.DataFrame, segment: Segment, warmup_hours: int,
+                  source: str = "the market data") -> pd.DataFrame:
+    """Rows of an hourly market frame from the warm-up before train start to the end of the
+    test window: what one segment's features need.
+
+    :param frame: the whole aligned hourly market frame.
+    :param segment: the segment.
+    :param warmup_hours: feature warm-up before the first train row.
+    :param source: where the frame came from, for the error message.
+    :raises ValueError: the frame does not cover every hour of the slice.
+    """
+    start = segment.train_start - warmup_hours * HOUR
+    sliced = frame.loc[(frame.index >= start) & (frame.index < segment.test_end)]
+    expected = int((segment.test_end - start) / HOUR)
+    if len(sliced) != expected:
+        raise ValueError(
+            f"segment {segment.key}: market data from {source} covers {len(sliced)} of the "
+            f"{expected} hours from {start} to {segment.test_end}"
+        )
+    return sliced

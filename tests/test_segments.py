@@ -4,7 +4,13 @@ import pandas as pd
 import pytest
 
 from cryptorl_core.schema import EVAL, PURGED, TEST, TRAIN, WINDOW
-from cryptorl_core.segments import HOUR, WindowConfig, segment_by_key, walk_forward_segments
+from cryptorl_core.segments import (
+    HOUR,
+    WindowConfig,
+    segment_by_key,
+    segment_slice,
+    walk_forward_segments,
+)
 
 UTC = "UTC"
 
@@ -57,3 +63,15 @@ def test_split_labels_and_lookup():
 def test_purge_shorter_than_window_is_rejected():
     with pytest.raises(ValueError, match="purge"):
         WindowConfig(purge_hours=10)
+
+
+def test_segment_slice_spans_warmup_to_test_end_and_names_a_short_frame():
+    cfg = WindowConfig()
+    start, end = pd.Timestamp("2019-01-01", tz="UTC"), pd.Timestamp("2021-12-31 23:00", tz="UTC")
+    seg = walk_forward_segments(start, end, cfg)[0]
+    index = pd.date_range(start, end, freq="h")
+    frame = pd.DataFrame({"x": range(len(index))}, index=index)
+    sliced = segment_slice(frame, seg, cfg.warmup_hours)
+    assert sliced.index[0] == seg.train_start - cfg.warmup_hours * HOUR and sliced.index[-1] == seg.test_end - HOUR
+    with pytest.raises(ValueError, match=f"segment {seg.key}: market data from demo covers"):
+        segment_slice(frame.drop(frame.index[cfg.warmup_hours + 5]), seg, cfg.warmup_hours, "demo")

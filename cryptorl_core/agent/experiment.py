@@ -9,7 +9,7 @@ grid over agent settings re-trains only the agent.
 
 From a shell (the command each row of ``docs/EXPERIMENTS.md`` names)::
 
-    python -m cryptorl_core.agent.experiment --profile backfill --segments 2021-Q1,2023-Q3 \\
+    python -m cryptorl_core.agent.experiment --profile quick --segments 2021-Q1,2023-Q3 \\
         --set gamma=0.99 --set learning_rate=3e-4 --seeds 0,1
 
 Test rows are in the segment frame (the split labels need them) but nothing here reads them:
@@ -29,12 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from cryptorl_core.agent.config import AgentConfig
 from cryptorl_core.agent.market_tensors import MarketTensors
 from cryptorl_core.agent.train import load_policy, train_policy
+from cryptorl_core.backtest.baselines import buy_and_hold
 from cryptorl_core.backtest.regime_baselines import regime_rule_positions
 from cryptorl_core.backtest.runner import run_backtest, run_targets
 from cryptorl_core.data.synthetic import generate_synthetic_market
@@ -43,8 +43,8 @@ from cryptorl_core.encoder.train import train_mae
 from cryptorl_core.features.pipeline import build_segment_frame
 from cryptorl_core.profiles import PipelineConfig
 from cryptorl_core.regime.model import RegimeModel, fit_regime_model
-from cryptorl_core.schema import EVAL, TRAIN
-from cryptorl_core.segments import HOUR, Segment, segment_by_key, walk_forward_segments
+from cryptorl_core.schema import EVAL, PRICE_CLOSE_COL, TRAIN
+from cryptorl_core.segments import Segment, segment_by_key, segment_slice, walk_forward_segments
 
 logger = logging.getLogger(__name__)
 
@@ -77,10 +77,9 @@ class PreparedSegment:
 
 
 def segment_frame(market_frame: pd.DataFrame, segment: Segment, pipeline: PipelineConfig) -> pd.DataFrame:
-    """Features of one segment from the whole market frame (warm-up rows included, as the
-    ``raw_market_data`` asset slices them)."""
-    start = segment.train_start - pipeline.windows.warmup_hours * HOUR
-    raw = market_frame.loc[(market_frame.index >= start) & (market_frame.index < segment.test_end)]
+    """Features of one segment from the whole market frame, sliced as the ``raw_market_data``
+    asset slices it."""
+    raw = segment_slice(market_frame, segment, pipeline.windows.warmup_hours)
     frame, _, _ = build_segment_frame(raw, segment, pipeline.features)
     return frame
 
@@ -107,15 +106,18 @@ def baseline_scores(prepared: PreparedSegment, config: AgentConfig, split: str) 
     """Regime rule and buy-and-hold over one split, with the agent's env and costs."""
     env = config.env
     rule = run_targets(regime_rule_positions(prepared.context), prepared.frame, split, name="regime_rule", env_config=env)
-    hold = run_targets(np.ones(len(prepared.frame)), prepared.frame, split, name="buy_and_hold", env_config=env)
+    hold = run_targets(buy_and_hold(prepared.frame[PRICE_CLOSE_COL]), prepared.frame, split, name="buy_and_hold",
+                       env_config=env)
     return {"regime_rule": eval_scores(rule.metrics()), "buy_and_hold": eval_scores(hold.metrics())}
 
 
 def run_experiment(prepared: PreparedSegment, config: AgentConfig, seed: int, out_dir: Path) -> dict[str, Any]:
-    """Train one agent and score its selected policy on the eval window.
+    """Train one agent; score its selected policy on the eval and train windows, and its last
+    (never selected) model on the eval window.
 
-    :return: one flat row: segment, seed, the agent's and the baselines' eval scores, the
-        training summary (best step, collapsed, seconds).
+    :return: one flat row: segment, seed, the agent's and the baselines' eval and train scores
+        (``train_`` prefix), the last model's eval scores (``final_`` prefix), the training
+        summary (best step, collapsed, seconds).
     """
     t0 = time.perf_counter()
     market = prepared.market(config)

@@ -5,25 +5,12 @@ import dagster as dg
 import pandas as pd
 
 from cryptorl_core.data.market import MarketData
-from cryptorl_core.segments import HOUR, Segment
+from cryptorl_core.segments import segment_slice
 from cryptorl_dagster.metadata import markdown_table
 from cryptorl_dagster.partitions import segment_for_key, segment_partitions
 from cryptorl_dagster.resources import MarketSource, ProfileResource
 
 PREVIEW_ROWS = 5
-
-
-def segment_slice(market: MarketData, segment: Segment, warmup_hours: int) -> pd.DataFrame:
-    """Rows from the warm-up before train start to the end of the test window."""
-    start = segment.train_start - warmup_hours * HOUR
-    frame = market.frame.loc[(market.frame.index >= start) & (market.frame.index < segment.test_end)]
-    expected = int((segment.test_end - start) / HOUR)
-    if len(frame) != expected:
-        raise ValueError(
-            f"segment {segment.key}: market data from {market.source} covers {len(frame)} of the "
-            f"{expected} hours from {start} to {segment.test_end}"
-        )
-    return frame
 
 
 def gap_table(market: MarketData) -> pd.DataFrame:
@@ -44,7 +31,7 @@ def raw_market_data(
     from the warm-up before its train window to the end of its test window."""
     segment = segment_for_key(context.partition_key)
     market = market_source.load()
-    frame = segment_slice(market, segment, profile.pipeline().windows.warmup_hours)
+    frame = segment_slice(market.frame, segment, profile.pipeline().windows.warmup_hours, market.source)
     frame.attrs = {"source": market.source, "segment": segment.as_dict(), "notes": market.notes,
                    "gaps": {s: g.as_dict() for s, g in market.gaps.items()}}
     gaps = gap_table(market)
