@@ -171,6 +171,17 @@ def test_runner_matches_scalar_reference_env(frame: pd.DataFrame) -> None:
     assert not run.terminated
 
 
+def test_action_gain_scales_the_agent_actions_but_not_a_rules_targets(frame: pd.DataFrame) -> None:
+    """With ``action_gain`` 2 an action of 0.3 holds 0.6; a rule's target of 0.3 still holds 0.3."""
+    cfg = EnvConfig(action_gain=2.0)
+    agent = run_backtest(constant(0.3), frame, "test", env_config=cfg)
+    assert agent.steps["position"].iloc[1:].to_numpy() == pytest.approx(0.6)
+    rule = run_targets(np.full(len(frame), 0.3), frame, "test", name="rule", env_config=cfg)
+    assert rule.steps["position"].iloc[1:].to_numpy() == pytest.approx(0.3)
+    # Saturation: a gain-scaled action past the range holds the full position, no more.
+    assert run_backtest(constant(0.8), frame, "test", env_config=cfg).steps["position"].max() == pytest.approx(1.0)
+
+
 def test_buy_and_hold_run_hand_computed(frame: pd.DataFrame) -> None:
     """Buy-and-hold through the env: one fill at the second bar's open, one fee, then the price."""
     cfg = EnvConfig(fee_bps=10.0, slippage_bps=2.0)

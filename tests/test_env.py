@@ -93,8 +93,9 @@ def test_from_segment_frame_uses_only_split_rows() -> None:
         {"execution_lag": 0},
         {"long_only": True, "position_step": 0.25},
         {"bankrupt_nav": 0.985, "position_step": 0.0},
+        {"action_gain": 2.5},
     ],
-    ids=["lag1", "lag0", "long_only", "bankrupt_continuous"],
+    ids=["lag1", "lag0", "long_only", "bankrupt_continuous", "action_gain"],
 )
 def test_batched_env_matches_scalar_reference(overrides: dict, device: str) -> None:
     """Rewards, components, NAV, positions and episode ends agree step by step, across auto-resets."""

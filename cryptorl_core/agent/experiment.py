@@ -128,8 +128,9 @@ def run_experiment(prepared: PreparedSegment, config: AgentConfig, seed: int, ou
         agent = run_backtest(result.model, prepared.frame, split, env_config=config.env, w_cost=config.eval_w_cost)
         for name, scores in {"agent": eval_scores(agent.metrics()), **baseline_scores(prepared, config, split)}.items():
             row.update({f"{prefix}{name}_{k}": v for k, v in scores.items()})
-        if split == EVAL:
-            row["agent_mean_position"] = float(agent.positions.mean())
+        # Under-sizing shows as a small mean |position| beside a Sharpe close to the rule's.
+        row[f"{prefix}agent_mean_position"] = float(agent.positions.mean())
+        row[f"{prefix}agent_mean_abs_position"] = float(abs(agent.positions).mean())
     # The last model, never selected on eval: its eval score is an unbiased out-of-sample estimate.
     final = load_policy(result.final_model_path, market, config.algo, "cpu")
     last = run_backtest(final, prepared.frame, EVAL, env_config=config.env, w_cost=config.eval_w_cost)

@@ -260,8 +260,10 @@ def run_targets(
     """
     if len(targets) != len(frame):
         raise ValueError(f"need one target per frame row ({len(frame)}), got {len(targets)}")
+    # Targets are positions, not policy actions: the agent's action gain must not scale them.
+    positions_env = (env_config or EnvConfig()).with_overrides(action_gain=1.0)
     return run_backtest(TargetPositionPolicy(targets), frame, split, name=name,
-                        env_config=env_config, device=device)
+                        env_config=positions_env, device=device)
 
 
 def run_baselines(

@@ -460,13 +460,14 @@ class BatchCryptoEnv(VecEnv):
     def target_position(
         self, actions: torch.Tensor, out: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Map raw actions to executable target positions: clip, round to ``position_step``, clip.
+        """Map raw actions to executable target positions: scale by ``action_gain``, clip, round
+        to ``position_step``, clip.
 
         :param actions: ``(n_envs,)`` raw actions.
         :param out: optional ``(n_envs,)`` tensor to write the result into.
         :return: ``(n_envs,)`` target positions in ``[-1, 1]`` (``[0, 1]`` if long-only).
         """
-        target = torch.clamp(actions, self._low_position, 1.0, out=out)
+        target = torch.mul(actions, self.config.action_gain, out=out).clamp_(self._low_position, 1.0)
         step = self.config.position_step
         if step > 0:
             # divide (not multiply by 1 / step): the same rounding as the reference

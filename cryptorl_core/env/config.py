@@ -11,6 +11,7 @@ __all__ = [
     "BPS",
     "EXECUTION_LAGS",
     "MIN_GROWTH",
+    "PROFILE_ACTION_GAIN",
     "EnvConfig",
     "check_w_cost_distribution",
     "resolve_device",
@@ -22,6 +23,11 @@ BPS = 1e-4
 #: Execution lags the environment understands. 1 is the honest one; 0 is a look-ahead
 #: cheat kept only so a test can show that a peeking policy profits without the lag.
 EXECUTION_LAGS = (0, 1)
+
+#: Action gain of both profiles. On synthetic train and eval windows, gain 1 left the agent at a
+#: mean |position| of 0.1-0.3 where a log-growth maximiser holds 1; gain 2 let it size fully
+#: (docs/EXPERIMENTS.md, "Sizing").
+PROFILE_ACTION_GAIN = 2.0
 
 #: Floor of the one-step NAV growth factor, so ``log`` stays finite if a short is wiped out.
 MIN_GROWTH = 1e-6
@@ -42,6 +48,9 @@ class EnvConfig:
         also ends when the next bar would leave its split.
     :param fee_bps: exchange fee, basis points of traded notional ``|dpos| * NAV``.
     :param slippage_bps: slippage, basis points of traded notional.
+    :param action_gain: the target position is ``clip(action_gain * action)``. At 1 (the seed's
+        mapping) a full position needs a saturated tanh, which the entropy bonus and gSDE's mean
+        clip (|mean| <= 2, tanh 0.96) resist; at 2 half the action range already means full size.
     :param position_step: the target position is rounded to multiples of this (0 disables).
     :param long_only: clip the target position to ``[0, 1]`` instead of ``[-1, 1]``.
     :param execution_lag: 1 (default, honest): a decision taken on bar t's close is executed at
@@ -70,6 +79,7 @@ class EnvConfig:
     episode_length: int = 720
     fee_bps: float = 10.0
     slippage_bps: float = 2.0
+    action_gain: float = 1.0
     position_step: float = 0.1
     long_only: bool = False
     execution_lag: int = 1
@@ -97,6 +107,8 @@ class EnvConfig:
             )
         if self.fee_bps < 0 or self.slippage_bps < 0:
             raise ValueError("fee_bps and slippage_bps must be >= 0")
+        if self.action_gain <= 0:
+            raise ValueError(f"action_gain must be > 0, got {self.action_gain}")
         if not 0.0 <= self.position_step <= 1.0:
             raise ValueError(f"position_step must be in [0, 1], got {self.position_step}")
         check_w_cost_distribution(
@@ -114,13 +126,14 @@ class EnvConfig:
 
     @classmethod
     def quick(cls) -> EnvConfig:
-        """Small CPU configuration for smoke runs and tests."""
-        return cls(n_envs=16, episode_length=256)
+        """Small CPU configuration for smoke runs and tests (action gain as in :meth:`full`)."""
+        return cls(n_envs=16, episode_length=256, action_gain=PROFILE_ACTION_GAIN)
 
     @classmethod
     def full(cls) -> EnvConfig:
-        """The seed's setting: month-long hourly episodes, many parallel envs."""
-        return cls(n_envs=1024, episode_length=720)
+        """The seed's setting: month-long hourly episodes, many parallel envs; the project's
+        action gain (:data:`PROFILE_ACTION_GAIN`, the seed's mapping is 1)."""
+        return cls(n_envs=1024, episode_length=720, action_gain=PROFILE_ACTION_GAIN)
 
     def with_overrides(self, **changes: object) -> EnvConfig:
         """Copy with some fields changed (validated again)."""

@@ -64,9 +64,9 @@ class ReferenceCryptoEnv:
         return {"market": float(self.t), "position": self.position, "w_cost": self.w_cost}
 
     def target(self, action: float) -> float:
-        """Clip to the allowed range, round to the position grid, clip again."""
+        """Scale by the action gain, clip to the allowed range, round to the position grid, clip again."""
         low = 0.0 if self.config.long_only else -1.0
-        target = min(max(float(action), low), 1.0)
+        target = min(max(self.config.action_gain * float(action), low), 1.0)
         grid = self.config.position_step
         if grid > 0:
             target = min(max(round(target / grid) * grid, low), 1.0)
