@@ -20,9 +20,26 @@ from cryptorl_core.schema import PRICE_CLOSE_COL, SPLIT_COL, TRAIN, TRUE_REGIME_
 CFG = FeatureConfig()
 
 
+def expected_feature_columns(cfg: FeatureConfig) -> list[str]:
+    """Every technical column the config yields for BTC, ETH and the three macro symbols."""
+    cols = []
+    for sym in ("BTC", "ETH"):
+        cols += [f"{sym}_ffd_close", *(f"{sym}_ret_{h}h" for h in cfg.return_horizons),
+                 *(f"{sym}_zclose_{w}" for w in cfg.zscore_windows),
+                 *(f"{sym}_vol_{kind}_{cfg.vol_window}" for kind in ("park", "gk", "rs")),
+                 *(f"{sym}_vol_rv_{w}" for w in cfg.rv_windows), f"{sym}_range_hl", f"{sym}_body",
+                 *(f"{sym}_volume_z_{w}" for w in cfg.volume_windows), f"{sym}_dvolume_24",
+                 f"{sym}_rsi_{cfg.rsi_period}", f"{sym}_ema_gap_{cfg.ema_fast}_{cfg.ema_slow}", f"{sym}_macd_hist"]
+    cols += ["ETHBTC_ret_24h", f"ETHBTC_z_{cfg.cross_window}", f"BTCETH_corr_{cfg.cross_window}"]
+    for sym in ("SPX", "NASDAQ", "DXY"):
+        cols += [f"{sym}_ret_{cfg.macro_return_hours}h", f"{sym}_is_open"]
+    return [*cols, "hour_sin", "hour_cos", "dow_sin", "dow_cos"]
+
+
 def test_segment_frame_layout(segment_frame, raw_slice, latest_segment):
     cols = feature_columns(segment_frame)
-    assert 50 <= len(cols) <= 60
+    assert cols == expected_feature_columns(CFG)
+    assert len(cols) == 2 * 22 + 3 + 3 * 2 + 4 == 57  # per crypto symbol, cross-asset, macro, calendar
     assert {"BTC_ffd_close", "BTC_vol_park_24", "BTC_vol_gk_24", "BTC_vol_rs_24", "ETHBTC_ret_24h",
             "SPX_is_open", "DXY_ret_24h", "hour_sin"} <= set(cols)
     assert segment_frame.index[0] == latest_segment.train_start

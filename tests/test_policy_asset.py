@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import dagster as dg
+import pandas as pd
 import pytest
 from test_agent_training import SendSigterm
 
@@ -18,9 +19,9 @@ from cryptorl_dagster.assets import encoder as encoder_assets
 from cryptorl_dagster.assets.encoder import mae_encoder
 from cryptorl_dagster.assets.features import features
 from cryptorl_dagster.assets.market import raw_market_data
-from cryptorl_dagster.assets.policy import agent_config_for, tqc_policy
+from cryptorl_dagster.assets.policy import PolicyRunConfig, agent_config_for, tqc_policy
 from cryptorl_dagster.assets.regime import hmm_model
-from cryptorl_dagster.resources import ProfileResource
+from cryptorl_dagster.resources import ArtifactStore, ProfileResource
 from cryptorl_dagster.tags import GPU_TAGS
 
 TINY_MAE = MAEConfig.quick().replace(epochs=1, max_train_windows=128, max_eval_windows=64)
@@ -48,10 +49,38 @@ def test_asset_is_partitioned_gpu_tagged_and_reads_its_upstreams() -> None:
     assert {dg.AssetKey(k) for k in ("features", "hmm_model", "mae_encoder")} <= set(tqc_policy.keys_by_input_name.values())
 
 
-def test_profile_config_and_overrides() -> None:
+def test_profile_config_and_overrides(latest_key, tmp_path, monkeypatch) -> None:
     quick = ProfileResource(name="quick")
-    assert agent_config_for(quick) == AgentConfig.quick()
+    base = AgentConfig.quick()
+    assert agent_config_for(quick) == base
+    assert agent_config_for(quick, PolicyRunConfig()) == base  # nothing set: the profile's values
     assert agent_config_for(ProfileResource(name="full")).features_dim == 512
+    run = PolicyRunConfig(total_timesteps=320, n_envs=4, eval_freq=160, checkpoint_freq=160, algo="sac",
+                          seed=7, n_seeds=2, embedding=True)
+    expected = base.replace(total_timesteps=320, n_envs=4, eval_freq=160, checkpoint_freq=160, algo="sac",
+                            seed=7, n_seeds=2, embedding=True, env=base.env.with_overrides(n_envs=4))
+    assert expected != base and agent_config_for(quick, run) == expected
+    assert expected.env_config.n_envs == 4 and expected.learning_rate == base.learning_rate
+    tiny = agent_config_for(quick, PolicyRunConfig(tiny_network=True))
+    assert (tiny.tokens, tiny.features_dim, tiny.net_arch, tiny.batch_size) == (1, 16, (16, 16), 32)
+    assert not tiny.fail_on_collapse and tiny.total_timesteps == base.total_timesteps
+
+    # The asset hands the overridden config to the trainer (stopped before any training).
+    class Stop(Exception):
+        pass
+
+    received = {}
+
+    def capture(features, hmm_model, encoder, agent, **kwargs):
+        received["agent"] = agent
+        raise Stop
+
+    monkeypatch.setattr("cryptorl_dagster.assets.policy.train_policy", capture)
+    with dg.build_asset_context(partition_key=latest_key) as context, pytest.raises(Stop):
+        tqc_policy(context, config=run, features=pd.DataFrame(), hmm_model=None, mae_encoder=None,
+                   artifacts=ArtifactStore(base_dir=str(tmp_path / "artifacts")), profile=quick)
+    assert received["agent"] == expected
+    assert not (tmp_path / "artifacts" / "tqc_policy" / latest_key).exists()  # nothing published
 
 
 def test_tqc_policy_materializes_and_resumes(dagster_resources, latest_key, tmp_path, monkeypatch) -> None:

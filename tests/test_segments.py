@@ -34,9 +34,21 @@ def test_window_lengths_and_purges():
 
 
 def test_test_windows_tile_without_holes():
-    segs = walk_forward_segments(pd.Timestamp("2018-01-01", tz=UTC), pd.Timestamp("2022-12-31 23:00", tz=UTC))
+    start, end = pd.Timestamp("2018-01-01", tz=UTC), pd.Timestamp("2022-12-31 23:00", tz=UTC)
+    segs = walk_forward_segments(start, end)
+    # Expected from the config: the first test quarter starts once warm-up, train, eval and
+    # both purges fit after the first bar; the last one ends by the last bar's close.
+    cfg = WindowConfig()
+    lead = (cfg.warmup_hours + cfg.train_hours + 2 * cfg.purge_hours + cfg.eval_hours) * HOUR
+    quarter_starts = pd.date_range((start + lead).normalize(), end + HOUR, freq="QS")
+    quarter_starts = quarter_starts[quarter_starts >= start + lead]
+    assert len(segs) == len(quarter_starts) - 1 == 14
+    assert (segs[0].key, segs[-1].key) == ("2019-Q3", "2022-Q4")
+    assert [s.test_start for s in segs] == list(quarter_starts[:-1])
     for a, b in zip(segs, segs[1:], strict=False):
         assert a.test_end == b.test_start
+    assert segs[-1].test_end == end + HOUR
+    assert sum(s.hours("test") for s in segs) == (segs[-1].test_end - segs[0].test_start) / HOUR
 
 
 def test_segments_need_warmup_and_full_test_window():

@@ -7,10 +7,20 @@ Folder layout::
     <folder>/SPX_1h.csv        optional macro, hourly (also NASDAQ_1h, DXY_1h)
     <folder>/daily/QQQ_1d.csv  optional macro, daily (QQQ -> NASDAQ, DXY -> DXY, ...)
 
+or, instead of the per-symbol hourly files, seed 000's single combined file::
+
+    <folder>/multi_asset_historical.csv   (or .parquet) timestamp, then BTC_open, BTC_high,
+                                          BTC_low, BTC_close, BTC_volume, ETH_open, ...,
+                                          SPX_close, ... (a macro symbol may lack volume)
+
 File names are matched case-insensitively. Any layout of
-:mod:`~cryptorl_core.data.readers` is accepted in each file. A macro symbol found hourly
-wins over a daily file of the same symbol. Missing optional symbols are left out (their
-columns are absent) and listed in :attr:`MarketData.notes`.
+:mod:`~cryptorl_core.data.readers` is accepted in each per-symbol file; the combined file
+is split into per-symbol bars by :mod:`~cryptorl_core.data.combined` (a row where a
+symbol's columns are empty means that symbol has no bar in that hour). Either way every
+symbol's bars go through the same validation, gap report and alignment. A folder with
+both a combined file and per-symbol hourly files is ambiguous (an error). A macro symbol
+found hourly wins over a daily file of the same symbol. Missing optional symbols are left
+out (their columns are absent) and listed in :attr:`MarketData.notes`.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from cryptorl_core.data.alignment import align_market
+from cryptorl_core.data.combined import find_combined_file, read_combined
 from cryptorl_core.data.daily import find_daily_files, read_daily
 from cryptorl_core.data.errors import MarketFolderError
 from cryptorl_core.data.gaps import find_gaps
@@ -47,7 +58,8 @@ def load_market_folder(
         (see :mod:`~cryptorl_core.data.validation`).
     :return: the aligned market data; ``gaps`` holds the gap report of every hourly
         file, ``notes`` the skipped symbols, de-duplication and range decisions.
-    :raises MarketFolderError: folder missing, BTC file missing, ambiguous files.
+    :raises MarketFolderError: folder missing, BTC file missing, ambiguous files (two
+        files for a symbol, or a combined file beside per-symbol hourly files).
     :raises DataValidationError: a file fails validation (file, column and row named).
     """
     folder = Path(path)
@@ -55,9 +67,23 @@ def load_market_folder(
         raise MarketFolderError(f"market data folder not found: {folder}")
     wanted = _wanted_symbols(symbols)
     hourly = find_hourly_files(folder)
+    combined_file = find_combined_file(folder)
+    if combined_file is not None and hourly:
+        raise MarketFolderError(
+            f"ambiguous market folder {folder}: it holds both the combined file "
+            f"{combined_file.name} and per-symbol hourly files "
+            f"{sorted(p.name for p in hourly.values())}; keep one layout"
+        )
+    combined = read_combined(combined_file, wanted, dedup) if combined_file is not None else None
+    from_combined = combined.bars if combined is not None else {}
     all_daily = find_daily_files(folder)
-    daily = {s: f for s, f in all_daily.items() if s not in hourly}
-    if REQUIRED_SYMBOL not in hourly:
+    daily = {s: f for s, f in all_daily.items() if s not in hourly and s not in from_combined}
+    if REQUIRED_SYMBOL not in hourly and REQUIRED_SYMBOL not in from_combined:
+        if combined_file is not None:
+            raise MarketFolderError(
+                f"no {REQUIRED_SYMBOL} bars ({REQUIRED_SYMBOL}_open, ..., {REQUIRED_SYMBOL}_volume "
+                f"columns) in {combined_file}"
+            )
         raise MarketFolderError(
             f"no {REQUIRED_SYMBOL}_1h.csv or {REQUIRED_SYMBOL}_1h.parquet in {folder} "
             f"(found: {sorted(p.name for p in folder.iterdir())})"
@@ -65,13 +91,19 @@ def load_market_folder(
     notes = [
         f"{s}: hourly file used, daily/{all_daily[s].name} ignored"
         for s in wanted
-        if s in hourly and s in all_daily
+        if (s in hourly or s in from_combined) and s in all_daily
     ]
+    if combined is not None:
+        notes.extend(combined.notes)
     gaps: dict[str, GapReport] = {}
     crypto, macro = {}, {}
     for symbol in wanted:
-        if symbol in hourly:
-            bar_file = read_bars(hourly[symbol], dedup)
+        if symbol in hourly or symbol in from_combined:
+            bar_file = (
+                from_combined[symbol]
+                if symbol in from_combined
+                else read_bars(hourly[symbol], dedup)
+            )
             bars = bar_file.frame
             gaps[symbol] = find_gaps(bars.index, symbol)
             source = bar_file.file.name
@@ -82,6 +114,9 @@ def load_market_folder(
                 f"{symbol}: daily bars from {source}, each visible from the first hour at or "
                 "after 16:00 America/New_York on its session date"
             )
+        elif combined_file is not None:
+            notes.append(f"{symbol}: no bars in {combined_file.name} and no daily file, left out")
+            continue
         else:
             notes.append(f"{symbol}: no file found, left out")
             continue
@@ -90,7 +125,8 @@ def load_market_folder(
             f"{bars.index[0]} to {bars.index[-1]}"
         )
         if bar_file.dedup is not None:
-            notes.append(bar_file.dedup.note())
+            dedup_note = bar_file.dedup.note()
+            notes.append(f"{symbol}: {dedup_note}" if symbol in from_combined else dedup_note)
         (crypto if symbol in CRYPTO_SYMBOLS else macro)[symbol] = bars
     frame, align_notes = align_market(crypto, macro)
     notes.extend(align_notes)
