@@ -26,6 +26,7 @@ from cryptorl_core.agent.market_tensors import MarketTensors
 from cryptorl_core.backtest.compare import load_policy
 from cryptorl_core.backtest.report import AGENT, METRICS_FILE, PLOT_FILES, BacktestRecord
 from cryptorl_core.encoder.checkpoint import load_encoder
+from cryptorl_core.env.config import PROFILE_ACTION_GAIN
 from cryptorl_dagster.assets.backtest import (
     backtest_policy_not_collapsed,
     backtest_report,
@@ -59,10 +60,15 @@ def _stand_ins(frame: pd.DataFrame, hmm: pd.DataFrame, encoder: Path, policy: Pa
     return [features_stand_in, hmm_stand_in, encoder_stand_in, policy_stand_in]
 
 
+#: The profiles' action gain maps an action a to the position clip(gain * a): the constant rigged
+#: policy's pre-tanh mean that makes it hold 0.3.
+RIGGED_MEAN = float(np.arctanh(0.3 / PROFILE_ACTION_GAIN))
+
+
 def _rigged(path: Path, out: Path, frame: pd.DataFrame, hmm: pd.DataFrame, encoder: Path, varied: bool) -> Path:
     """A copy of a saved TQC with a rigged deterministic action.
 
-    ``varied=False``: the mean action is the constant 0.3 (a collapsed policy). ``varied=True``:
+    ``varied=False``: the action is the constant 0.3 / gain, a position of 0.3 (a collapsed policy). ``varied=True``:
     the mean action is a steep function of the state, centred on its median over the test rows,
     so it sits at +1 on half of the bars and -1 on the other half (it trades often).
     """
@@ -81,7 +87,7 @@ def _rigged(path: Path, out: Path, frame: pd.DataFrame, hmm: pd.DataFrame, encod
             linear.bias.fill_(-scale * float(score.median()))
         else:
             linear.weight.zero_()
-            linear.bias.fill_(0.3)
+            linear.bias.fill_(RIGGED_MEAN)
     model.save(out)
     return out
 
@@ -134,7 +140,7 @@ def test_backtest_report_asset_and_warn_only_collapse_check(upstream: dict, dags
     assert model.predict({"market": np.array([[800.0]], dtype=np.float32),
                           "position": np.zeros((1, 1), np.float32),
                           "w_cost": np.full((1, 1), 0.5, np.float32)}, deterministic=True)[0][0, 0] == pytest.approx(
-        np.tanh(0.3), abs=1e-5)
+        0.3 / PROFILE_ACTION_GAIN, abs=1e-5)
 
     mat = result.get_asset_materialization_events()[-1].event_specific_data.materialization
     assert mat.asset_key == backtest_report.key and mat.partition == latest_key
@@ -155,6 +161,10 @@ def test_backtest_report_asset_and_warn_only_collapse_check(upstream: dict, dags
     assert "| Timing alpha (return pp) |" in printed  # a column of the table
     assert "timing alpha vs exposure_matched (the agent's mean position +0.300" in printed
     assert "buy_good_pct" in md["timing_quality"].value
+    # Seed 004's verdict on the agent's BUY timing; the quick profile runs no stochastic episodes.
+    assert md["agent_timing_verdict"].value == record.metrics[AGENT]["timing_verdict"]
+    assert md["timing_verdict"].value.startswith(f"{record.metrics[AGENT]['timing_verdict']}: ")
+    assert "timing_verdict" in md["timing_quality"].value and "stochastic_evaluation" not in md
     assert md["collapsed"].value is True and md["collapse_audit"].value["q_spread"] is not None
     assert md["report_dir"].value == str(folder)
 

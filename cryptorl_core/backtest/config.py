@@ -52,6 +52,17 @@ class BacktestConfig:
         Q-spread and feature attribution.
     :param audit_q_grid: number of evenly spaced actions in [-1, 1] at which the audit evaluates
         the critic (21 = the environment's 0.1 position grid).
+    :param verdict_success_buy_good_pct: share of good BUYs (%) from which the verdict is
+        ``success`` (source: seed 004, ">= 50 %"; :mod:`~cryptorl_core.backtest.verdict`).
+    :param verdict_partial_buy_good_pct: share of good BUYs (%) from which, below the success
+        threshold, the verdict is ``partial`` (source: seed 004, "35-50 %"); below it the verdict
+        is ``failure``. Seed 004 calls < 30 % a failure and names no 30-35 % band: counting that
+        band as a failure is this project's choice.
+    :param stochastic_episodes: episodes of the optional stochastic evaluation (seed 004
+        evaluates over 10): the agent re-run with sampled actions (``deterministic=False``) over
+        the same window, reported as mean +- std across episodes; 0 turns it off.
+    :param stochastic_seed: base seed of the stochastic evaluation; episode ``i`` seeds torch,
+        numpy and ``random`` with ``stochastic_seed + i``.
     """
 
     periods_per_year: int = HOURS_PER_YEAR
@@ -77,10 +88,15 @@ class BacktestConfig:
     eval_w_cost: float = 0.5
     audit_n_states: int = 256
     audit_q_grid: int = 21
+    verdict_success_buy_good_pct: float = 50.0
+    verdict_partial_buy_good_pct: float = 35.0
+    stochastic_episodes: int = 0
+    stochastic_seed: int = 0
 
     @classmethod
     def quick(cls) -> BacktestConfig:
-        """Short test windows (CPU smoke runs): shorter horizons and fewer required trades."""
+        """Short test windows (CPU smoke runs): shorter horizons and fewer required trades; no
+        stochastic evaluation."""
         return cls(
             timing_horizon_h=12,
             market_label_threshold=0.05,
@@ -92,8 +108,9 @@ class BacktestConfig:
 
     @classmethod
     def full(cls) -> BacktestConfig:
-        """A calendar-quarter test window (about 2,200 hourly bars)."""
-        return cls()
+        """A calendar-quarter test window (about 2,200 hourly bars), with seed 004's 10-episode
+        stochastic evaluation."""
+        return cls(stochastic_episodes=10)
 
     @classmethod
     def profile(cls, name: str) -> BacktestConfig:

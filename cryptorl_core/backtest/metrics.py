@@ -29,6 +29,7 @@ import pandas as pd
 
 from cryptorl_core.backtest.config import HOURS_PER_YEAR, BacktestConfig
 from cryptorl_core.backtest.timing import timing_quality
+from cryptorl_core.backtest.verdict import buy_timing_verdict
 
 ArrayLike = np.ndarray | pd.Series | Sequence[float]
 
@@ -301,6 +302,9 @@ def compute_metrics(
     - timing keys: :func:`~cryptorl_core.backtest.timing.timing_quality` with horizon
       ``config.timing_horizon_h``; fills at ``exec_prices`` (the bars' opens), by default the
       previous bar's close, which equals the open in a 24/7 market.
+    - ``timing_verdict``: seed 004's verdict on the BUY timing,
+      :func:`~cryptorl_core.backtest.verdict.buy_timing_verdict` (``success``, ``partial``,
+      ``failure`` or ``no buys``).
 
     :param positions: position held over each bar, ``positions[0]`` the starting one.
     :param prices: close of the traded asset at each bar.
@@ -370,6 +374,7 @@ def compute_metrics(
         "buy_good_pct": timing.buy_good_pct,
         "n_sells": timing.n_sells,
         "sell_good_pct": timing.sell_good_pct,
+        "timing_verdict": buy_timing_verdict(timing.n_buys, timing.buy_good_pct, cfg),
         "bh_return_pct": 100.0 * bh_ret,
         "bh_sharpe": bh_sharpe,
         "alpha_return_pct": 100.0 * (ret - bh_ret),
@@ -408,6 +413,7 @@ METRIC_DISPLAY: dict[str, tuple[str, int | None]] = {
     "buy_good_pct": ("BUY good %", 1),
     "n_sells": ("SELLs", 0),
     "sell_good_pct": ("SELL good %", 1),
+    "timing_verdict": ("Seed-004 verdict (BUY timing)", None),
     "bh_return_pct": ("Buy & hold return %", 2),
     "bh_sharpe": ("Buy & hold Sharpe", 3),
     "alpha_return_pct": ("Alpha vs B&H (return pp)", 2),

@@ -8,15 +8,20 @@ with the HMM context, ``regime_rule`` and ``regime_rule_long_only``; on syntheti
 ``exposure_matched``, the agent's mean position held throughout, whose difference to the agent
 is the agent's timing alpha (:mod:`cryptorl_core.backtest.exposure`). The report gathers their
 metrics into one table, the timing quality of their trades, the collapse statistics of the
-agent's actions and the charts.
+agent's actions and the charts, seed 004's verdict on the agent's BUY timing
+(:mod:`cryptorl_core.backtest.verdict`) and, when ``BacktestConfig.stochastic_episodes > 0``, the
+mean and std of the agent's main metrics over that many seeded stochastic episodes
+(:mod:`cryptorl_core.backtest.stochastic`).
 
 :meth:`BacktestReport.save` writes a folder that the walk-forward summary reads back::
 
     metrics.json        {"key", "split", "start", "end", "metrics": {strategy: {...}},
-                         "collapse": {...}, "collapsed": bool, "collapse_reasons": [...]}
+                         "collapse": {...}, "collapsed": bool, "collapse_reasons": [...],
+                         "timing_verdict": str, "stochastic": {...} (only when run)}
     steps.parquet       the agent's per-bar record (runner.STEP_COLUMNS)
     strategies.parquet  nav_<strategy> and position_<strategy> of every strategy, per bar
-    report.md           the compact per-strategy table, then the full metrics table
+    report.md           the agent's seed-004 verdict, the compact per-strategy table, the
+                        stochastic evaluation (when run), then the full metrics table
     equity.png, position.png, drawdown.png
 """
 
@@ -51,6 +56,8 @@ from cryptorl_core.backtest.runner import (
     run_backtest,
     run_baselines,
 )
+from cryptorl_core.backtest.stochastic import StochasticEvaluation, evaluate_stochastic
+from cryptorl_core.backtest.verdict import verdict_line
 from cryptorl_core.env import EnvConfig
 from cryptorl_core.schema import TEST
 
@@ -62,7 +69,7 @@ TABLE_FILE = "report.md"
 PLOT_FILES = {"equity": "equity.png", "position": "position.png", "drawdown": "drawdown.png"}
 
 #: Metric keys of the timing-quality table.
-TIMING_KEYS = ("timing_horizon_h", "n_buys", "buy_good_pct", "n_sells", "sell_good_pct")
+TIMING_KEYS = ("timing_horizon_h", "n_buys", "buy_good_pct", "n_sells", "sell_good_pct", "timing_verdict")
 
 
 def jsonable(value: Any) -> Any:
@@ -90,12 +97,15 @@ class BacktestReport:
     :param runs: strategy name to run; ``"agent"`` first.
     :param config: analytics configuration (timing horizon, collapse thresholds, plots).
     :param audit: optional extra policy-collapse audit (:func:`~cryptorl_core.backtest.audit.audit_policy`).
+    :param stochastic: optional multi-episode stochastic evaluation of the agent
+        (:func:`~cryptorl_core.backtest.stochastic.evaluate_stochastic`).
     """
 
     key: str
     runs: dict[str, BacktestRun]
     config: BacktestConfig = field(default_factory=BacktestConfig)
     audit: dict[str, Any] | None = None
+    stochastic: StochasticEvaluation | None = None
 
     def __post_init__(self) -> None:
         if AGENT not in self.runs:
@@ -138,6 +148,18 @@ class BacktestReport:
         """The compact one-row-per-strategy table (return, Sharpe, ..., timing alpha) as markdown."""
         return strategy_markdown(strategy_table(self.metrics))
 
+    def verdict(self) -> str:
+        """Seed 004's verdict on the agent's BUY timing (``success``, ``partial``, ``failure``, ``no buys``)."""
+        return str(self.metrics[AGENT]["timing_verdict"])
+
+    def verdict_line(self) -> str:
+        """The agent's verdict with its evidence and thresholds, as one sentence."""
+        return verdict_line(self.metrics[AGENT], self.config)
+
+    def stochastic_markdown(self) -> str:
+        """The stochastic evaluation (mean ± std beside the deterministic run); empty when not run."""
+        return self.stochastic.markdown(self.metrics[AGENT]) if self.stochastic is not None else ""
+
     def timing_table(self) -> pd.DataFrame:
         """BUY-good / SELL-good shares of every strategy (one row per strategy)."""
         return pd.DataFrame({k: {n: m[k] for n, m in self.metrics.items()} for k in TIMING_KEYS})
@@ -166,6 +188,7 @@ class BacktestReport:
         """The contents of ``metrics.json`` (plain JSON types, NaN as null)."""
         collapsed, reasons = self.collapse_verdict()
         idx = self.agent.steps.index
+        extra = {"stochastic": self.stochastic.as_dict()} if self.stochastic is not None else {}
         return jsonable({
             "key": self.key,
             "split": self.agent.split,
@@ -178,6 +201,8 @@ class BacktestReport:
             "collapsed": collapsed,
             "collapse_reasons": reasons,
             "audit": self.audit,
+            "timing_verdict": self.verdict(),
+            **extra,
         })
 
     def record(self, directory: str | Path) -> BacktestRecord:
@@ -185,6 +210,14 @@ class BacktestReport:
         summary = self.summary()
         return BacktestRecord(key=self.key, directory=str(directory), metrics=summary["metrics"],
                               collapsed=summary["collapsed"], collapse_reasons=summary["collapse_reasons"])
+
+    def report_markdown(self) -> str:
+        """The contents of ``report.md``: title, verdict, compact table, stochastic evaluation, full table."""
+        parts = [f"# Backtest {self.key} ({self.agent.split})",
+                 f"Seed-004 verdict (agent BUY timing): {self.verdict_line()}", self.compact_markdown()]
+        if self.stochastic is not None:
+            parts.append(f"## Stochastic evaluation\n\n{self.stochastic_markdown()}")
+        return "\n\n".join([*parts, self.markdown()]) + "\n"
 
     def save(self, directory: str | Path, plots: Mapping[str, bytes] | None = None) -> dict[str, Path]:
         """Write the report folder (see the module docstring).
@@ -204,8 +237,7 @@ class BacktestReport:
         paths["metrics"].write_text(json.dumps(self.summary(), indent=2, allow_nan=False))
         self.agent.steps.to_parquet(paths["steps"])
         self.strategies_frame().to_parquet(paths["strategies"])
-        paths["table"].write_text(f"# Backtest {self.key} ({self.agent.split})\n\n{self.compact_markdown()}\n\n"
-                                  f"{self.markdown()}\n")
+        paths["table"].write_text(self.report_markdown())
         for name, png in (plots if plots is not None else self.plots()).items():
             paths[name] = out / PLOT_FILES[name]
             paths[name].write_bytes(png)
@@ -255,7 +287,8 @@ def build_report(
     regime_context: RegimeContextLike | None = None,
 ) -> BacktestReport:
     """Run the agent (deterministic), every baseline and the agent's exposure-matched line over
-    ``split`` and gather the report.
+    ``split`` and gather the report; with ``config.stochastic_episodes > 0``, also the agent's
+    seeded stochastic episodes (:func:`~cryptorl_core.backtest.stochastic.evaluate_stochastic`).
 
     :param policy: SB3 model or ``obs -> action`` callable.
     :param frame: segment frame (with ``true_regime`` on synthetic data: adds the oracle line).
@@ -276,7 +309,12 @@ def build_report(
     runs.update(run_baselines(frame, split, config=cfg, env_config=env_config, device=device,
                               regime_context=regime_context))
     runs[EXPOSURE_MATCHED] = run_exposure_matched(agent, frame, env_config=env_config, device=device)
-    return BacktestReport(key=key, runs=runs, config=cfg)
+    stochastic = None
+    if cfg.stochastic_episodes > 0:
+        stochastic = evaluate_stochastic(policy, frame, split, episodes=cfg.stochastic_episodes,
+                                         seed=cfg.stochastic_seed, env_config=env_config,
+                                         w_cost=cfg.eval_w_cost, config=cfg, device=device)
+    return BacktestReport(key=key, runs=runs, config=cfg, stochastic=stochastic)
 
 
 def read_report_summary(directory: str | Path) -> dict[str, Any]:

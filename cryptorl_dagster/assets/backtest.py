@@ -5,7 +5,10 @@ through the training environment (one env, sequential, same lag and costs), with
 on the same window and costs (price rules, ``vol_target``, the ``regime_rule`` pair on the
 segment's HMM context, the ``regime_oracle`` on synthetic data, and the agent's
 ``exposure_matched`` line), and publishes the report folder under
-``artifacts/backtest_report/<key>/`` (see :mod:`cryptorl_core.backtest.report`).
+``artifacts/backtest_report/<key>/`` (see :mod:`cryptorl_core.backtest.report`). Its metadata
+carry seed 004's verdict on the agent's BUY timing and, when the profile's
+``stochastic_episodes`` is above 0 (the full profile: 10), the mean and std of the agent's main
+metrics over that many seeded stochastic episodes.
 
 ``wfo_summary`` has no data input: it reads whatever report folders are published (an
 IO-manager input over all partitions fails on the unmaterialized ones) and lists the missing.
@@ -32,6 +35,7 @@ from cryptorl_core.backtest.report import (
     STEPS_FILE,
     TIMING_KEYS,
     BacktestRecord,
+    BacktestReport,
     build_report,
     jsonable,
 )
@@ -49,7 +53,7 @@ SUMMARY_ASSET = "wfo_summary"
 #: Agent metrics repeated as top-level metadata entries (plotted over partitions by the UI).
 HEADLINE_KEYS = ("total_return_pct", "sharpe", "max_drawdown_pct", "n_trades", "alpha_return_pct",
                  "alpha_sharpe", "buy_good_pct", "sell_good_pct", "mean_position",
-                 "timing_alpha_return_pct", "timing_alpha_sharpe")
+                 "timing_alpha_return_pct", "timing_alpha_sharpe", "timing_verdict")
 
 #: Baselines whose Sharpe is repeated as a top-level metadata entry ``<name>_sharpe``.
 HEADLINE_BASELINES = (VOL_TARGET, REGIME_RULE)
@@ -101,6 +105,26 @@ def _metrics_frame(metrics: dict[str, dict[str, Any]], keys: tuple[str, ...]) ->
     return frame
 
 
+def stochastic_metadata(report: BacktestReport) -> dict[str, Any]:
+    """Metadata of the report's stochastic evaluation; empty when it was not run.
+
+    :param report: the backtest report.
+    :return: the mean ± std table, the JSON summary, and ``agent_stochastic_<key>_mean`` /
+        ``_std`` entries for the finite values.
+    """
+    if report.stochastic is None:
+        return {}
+    ev = report.stochastic
+    metadata: dict[str, Any] = {
+        "stochastic_evaluation": dg.MetadataValue.md(report.stochastic_markdown()),
+        "stochastic_summary": dg.MetadataValue.json(jsonable(ev.as_dict())),
+        "stochastic_episodes": ev.n,
+    }
+    for stat, values in (("mean", ev.mean()), ("std", ev.std())):
+        metadata.update({f"agent_stochastic_{k}_{stat}": v for k, v in values.items() if v == v})  # NaN != NaN
+    return metadata
+
+
 @dg.asset(
     partitions_def=segment_partitions,
     group_name="backtest",
@@ -119,7 +143,8 @@ def backtest_report(
     momentum, vol_target, regime_rule (and its long-only variant) on the HMM context, the
     true-regime oracle on synthetic data and the exposure-matched line, all through the training
     env (one env, sequential, same execution lag, fees and slippage): one metrics table, timing
-    alpha, timing quality, policy-collapse audit and charts."""
+    alpha, timing quality, seed 004's verdict, policy-collapse audit and charts; with the
+    profile's ``stochastic_episodes`` > 0, the agent's stochastic mean ± std too."""
     key = context.partition_key
     env_config, config = backtest_configs(profile, tqc_policy)
     device = resolve_device("auto")
@@ -142,6 +167,7 @@ def backtest_report(
         "report_table": dg.MetadataValue.md(record.markdown()),
         "strategies_table": dg.MetadataValue.md(record.compact_markdown()),
         "timing_quality": markdown_table(_metrics_frame(record.metrics, TIMING_KEYS), ".3g"),
+        "timing_verdict": report.verdict_line(),
         "equity_curve": png_markdown(plots["equity"], "equity vs baselines"),
         "position": png_markdown(plots["position"], "position on price"),
         "drawdown": png_markdown(plots["drawdown"], "drawdown"),
@@ -156,6 +182,7 @@ def backtest_report(
         "report_dir": dg.MetadataValue.path(str(directory)),
     }
     metadata.update({f"agent_{k}": agent[k] for k in HEADLINE_KEYS if agent.get(k) is not None})
+    metadata.update(stochastic_metadata(report))
     metadata.update({f"{name}_sharpe": record.metrics[name]["sharpe"] for name in HEADLINE_BASELINES
                      if record.metrics.get(name, {}).get("sharpe") is not None})
     return dg.Output(record, metadata=metadata)
