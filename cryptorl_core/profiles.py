@@ -14,7 +14,7 @@ from cryptorl_core.features.config import FeatureConfig
 from cryptorl_core.regime.config import HMMConfig
 from cryptorl_core.segments import WindowConfig
 
-PROFILES = ("quick", "full")
+PROFILES = ("quick", "full", "seed000", "seed001")
 
 
 @dataclass(frozen=True)
@@ -53,12 +53,22 @@ class PipelineConfig:
 
     @classmethod
     def full(cls) -> PipelineConfig:
-        return cls(
-            name="full",
-            features=FeatureConfig.full(),
-            hmm=HMMConfig.full(),
-            mae=MAEConfig.full(),
-            agent=AgentConfig.full(),
-            backtest=BacktestConfig.full(),
-            lookahead_cuts=24,
-        )
+        """Full size: the seeds' encoder and seed 001's agent with the project's measured
+        departures (:data:`~cryptorl_core.agent.config.FULL_DEPARTURES_FROM_SEED`)."""
+        return cls._full_size("full", MAEConfig.full(), AgentConfig.full())
+
+    @classmethod
+    def seed000(cls) -> PipelineConfig:
+        """Seed 000 exactly: its encoder and its agent (``docs/SEEDS.md``)."""
+        return cls._full_size("seed000", MAEConfig.seed000(), AgentConfig.seed000())
+
+    @classmethod
+    def seed001(cls) -> PipelineConfig:
+        """Seed 001 exactly: seed 000's encoder and seed 001's agent."""
+        return cls._full_size("seed001", MAEConfig.seed001(), AgentConfig.seed001())
+
+    @classmethod
+    def _full_size(cls, name: str, mae: MAEConfig, agent: AgentConfig) -> PipelineConfig:
+        """The full-size stages shared by every seed profile, with ``mae`` and ``agent``."""
+        return cls(name=name, features=FeatureConfig.full(), hmm=HMMConfig.full(), mae=mae, agent=agent,
+                   backtest=BacktestConfig.full(), lookahead_cuts=24)

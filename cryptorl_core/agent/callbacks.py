@@ -561,14 +561,18 @@ class OverfitMonitorCallback(StatefulCallback):
     Uses the parent's train probe when it has one, else the mean of recent training episodes
     (``reward / length`` from the SB3 episode buffer).
 
-    :param margin: gap (reward units per step) above which eval counts as falling behind.
+    :param margin: gap (reward units per step) above which eval counts as falling behind
+        (``None``: no absolute threshold).
+    :param rel_gap: ... or share of the train reward per step the gap may reach (seed 004:
+        0.2; ``None``: no relative threshold).
     """
 
     state_key = "overfit"
 
-    def __init__(self, margin: float, verbose: int = 0) -> None:
+    def __init__(self, margin: float | None, rel_gap: float | None = None, verbose: int = 0) -> None:
         super().__init__(verbose)
-        self.margin = float(margin)
+        self.margin = margin
+        self.rel_gap = rel_gap
         self.gaps: list[tuple[int, float]] = []
         self.warned_at = -1
 
@@ -585,18 +589,30 @@ class OverfitMonitorCallback(StatefulCallback):
             raise RuntimeError("OverfitMonitorCallback must be an after_eval child of EvalCallback")
         uses_probe = parent.last_train_result is not None
         eval_value = parent.last_result.perf_per_step if uses_probe else parent.last_result.reward_per_step
-        gap = self.train_per_step() - eval_value
+        train = self.train_per_step()
+        gap = train - eval_value
         if math.isnan(gap):
             return True
         self.gaps.append((self.num_timesteps, float(gap)))
         self.logger.record("eval/overfit_gap", gap)
-        if gap > self.margin and self.warned_at < 0:
+        if self.exceeded(gap, train) and self.warned_at < 0:
             self.warned_at = self.num_timesteps
             message = (f"overfitting: at {self.num_timesteps} steps the eval window's reward per step "
-                       f"is {gap:.4f} below the train window's (margin {self.margin})")
+                       f"is {gap:.4f} below the train window's {train:.4f} "
+                       f"(margin {self.margin}, relative gap {self.rel_gap})")
             logger.warning(message)
             warnings.warn(message, RuntimeWarning, stacklevel=2)
         return True
+
+    def exceeded(self, gap: float, train: float) -> bool:
+        """Whether a train-eval ``gap`` crosses the absolute margin or the relative one.
+
+        :param gap: train minus eval reward per step.
+        :param train: the train reward per step (the relative gap needs it positive).
+        """
+        over_margin = self.margin is not None and gap > self.margin
+        over_share = self.rel_gap is not None and train > 0 and gap > self.rel_gap * train
+        return over_margin or over_share
 
     @property
     def warned(self) -> bool:

@@ -255,7 +255,8 @@ def build_model(config: AgentConfig, env: BatchCryptoEnv, market: MarketTensors,
     policy_kwargs["n_critics"] = config.n_critics
     off_policy = {"buffer_size": config.buffer_size, "batch_size": config.batch_size,
                   "learning_starts": config.learning_starts, "train_freq": (config.train_freq, "step"),
-                  "gradient_steps": config.gradient_steps, "tau": config.tau, "ent_coef": config.ent_coef}
+                  "gradient_steps": config.gradient_steps, "tau": config.tau, "ent_coef": config.ent_coef,
+                  "target_entropy": config.target_entropy}
     if config.algo == "tqc":
         policy_kwargs["n_quantiles"] = config.n_quantiles
         return TQC("MultiInputPolicy", env, top_quantiles_to_drop_per_net=config.top_quantiles_to_drop_per_net,
@@ -442,7 +443,7 @@ def train_one_seed(
     work_dir = ckpt_dir if ckpt_dir is not None else out
     best_path = work_dir / BEST_MODEL_FILE
     early_stop = EarlyStoppingCallback(config.patience, config.min_evals, config.min_delta)
-    overfit = OverfitMonitorCallback(config.overfit_margin)
+    overfit = OverfitMonitorCallback(config.overfit_margin, config.overfit_rel_gap)
     evaluator = EvalCallback(eval_env, config.eval_freq, best_path, train_probe_env=probe_env,
                              reward_scale=config.env.reward_scale, probe_seed=seed + 1,
                              after_eval=[early_stop, overfit], min_action_std=config.min_action_std,

@@ -227,7 +227,7 @@ def training_env_config(profile: str, fee_bps: float | None = None,
     """The policy stage's env configuration of a profile (lag, costs, position grid), with
     optional cost overrides.
 
-    :param profile: ``quick`` or ``full``.
+    :param profile: ``quick``, ``full``, ``seed000`` or ``seed001``.
     :param fee_bps: fee override.
     :param slippage_bps: slippage override.
     """
@@ -253,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--hmm", help="parquet/CSV with the HMM columns of every frame row")
     parser.add_argument("--fee-bps", type=float, help="override the training env's fee")
     parser.add_argument("--slippage-bps", type=float, help="override the training env's slippage")
-    parser.add_argument("--profile", default=os.environ.get(PROFILE_ENV, "quick"), choices=("quick", "full"),
+    parser.add_argument("--profile", default=os.environ.get(PROFILE_ENV, "quick"), choices=("quick", "full", "seed000", "seed001"),
                         help=f"pipeline profile: the training env's costs and the analytics settings "
                              f"(default ${PROFILE_ENV} or quick)")
     parser.add_argument("--device", default="cpu")

@@ -114,10 +114,10 @@ class BacktestConfig:
 
     @classmethod
     def profile(cls, name: str) -> BacktestConfig:
-        """``quick`` or ``full``."""
-        if name not in ("quick", "full"):
-            raise ValueError(f"unknown backtest profile {name!r}; choose quick or full")
-        return getattr(cls, name)()
+        """``quick``, or ``full`` (also what the seed profiles ``seed000`` and ``seed001`` use)."""
+        if name not in ("quick", "full", "seed000", "seed001"):
+            raise ValueError(f"unknown backtest profile {name!r}; choose quick, full, seed000 or seed001")
+        return cls.quick() if name == "quick" else cls.full()
 
     def as_dict(self) -> dict:
         """Plain dict (for run metadata)."""

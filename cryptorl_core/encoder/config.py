@@ -12,6 +12,12 @@ from cryptorl_core.schema import WINDOW
 #: expected ones cannot be used in its place (see :mod:`cryptorl_core.encoder.checkpoint`).
 ARCHITECTURE_FIELDS = ("window", "d_model", "n_heads", "n_layers", "dim_feedforward", "decoder_hidden")
 
+#: The encoder's named configurations.
+MAE_PROFILES = ("quick", "full", "seed000", "seed001")
+
+#: Seed 000 pre-trains the encoder for 90 epochs (early stopping on the eval loss may end sooner).
+SEED000_MAE_EPOCHS = 90
+
 
 @dataclass(frozen=True)
 class MAEConfig:
@@ -94,15 +100,26 @@ class MAEConfig:
                    max_train_windows=1024, max_eval_windows=256, cpu_threads=1)
 
     @classmethod
+    def seed000(cls) -> MAEConfig:
+        """Seed 000's encoder: d_model 256, 4 heads, 2 layers, feed-forward 1024, 64-step
+        windows, trained for 90 epochs."""
+        return cls(epochs=SEED000_MAE_EPOCHS)
+
+    @classmethod
+    def seed001(cls) -> MAEConfig:
+        """Seed 001 changes only the agent: seed 000's encoder."""
+        return cls.seed000()
+
+    @classmethod
     def full(cls) -> MAEConfig:
-        """The seed's encoder: d_model 256, 4 heads, 2 layers, feed-forward 1024."""
-        return cls()
+        """An alias of :meth:`seed001` (= seed 000's encoder)."""
+        return cls.seed001()
 
     @classmethod
     def profile(cls, name: str) -> MAEConfig:
-        """``quick`` or ``full``."""
-        if name not in ("quick", "full"):
-            raise ValueError(f"unknown MAE profile {name!r}; choose 'quick' or 'full'")
+        """One of :data:`MAE_PROFILES`."""
+        if name not in MAE_PROFILES:
+            raise ValueError(f"unknown MAE profile {name!r}; choose one of {MAE_PROFILES}")
         return getattr(cls, name)()
 
     def as_dict(self) -> dict[str, Any]:

@@ -130,10 +130,15 @@ class EnvConfig:
         return cls(n_envs=16, episode_length=256, action_gain=PROFILE_ACTION_GAIN)
 
     @classmethod
+    def seed(cls) -> EnvConfig:
+        """The seeds' env (seed 000): month-long hourly episodes, 1024 parallel envs, the plain
+        clip of the action to a position (gain 1), 10 bp fee + 2 bp slippage, reward scale 100."""
+        return cls(n_envs=1024, episode_length=720)
+
+    @classmethod
     def full(cls) -> EnvConfig:
-        """The seed's setting: month-long hourly episodes, many parallel envs; the project's
-        action gain (:data:`PROFILE_ACTION_GAIN`, the seed's mapping is 1)."""
-        return cls(n_envs=1024, episode_length=720, action_gain=PROFILE_ACTION_GAIN)
+        """:meth:`seed` with the project's action gain (:data:`PROFILE_ACTION_GAIN`)."""
+        return cls.seed().with_overrides(action_gain=PROFILE_ACTION_GAIN)
 
     def with_overrides(self, **changes: object) -> EnvConfig:
         """Copy with some fields changed (validated again)."""

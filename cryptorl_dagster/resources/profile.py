@@ -1,4 +1,4 @@
-"""The configuration profile (quick / full) every stage reads."""
+"""The configuration profile (quick, full, seed000, seed001) every stage reads."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ PROFILE_ENV = "CRYPTORL_PROFILE"
 class ProfileResource(dg.ConfigurableResource):
     """Selects the typed pipeline configuration.
 
-    :param name: ``quick`` (CPU minutes) or ``full`` (the seed's hyper-parameters).
+    :param name: ``quick`` (CPU minutes), ``full`` (full size, seed 001 with the project's
+        measured departures), ``seed000`` or ``seed001`` (the seeds exactly; ``docs/SEEDS.md``).
     """
 
     name: str = "quick"
