@@ -5,8 +5,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The repo's dagster.yaml is the instance (plain `dagster dev` in the repo root finds it too).
+# State goes under $CRYPTORL_STORAGE if you set it, else storage/ (cryptorl_core/settings.py).
 export DAGSTER_HOME := $(CURDIR)
-export CRYPTORL_STORAGE := $(CURDIR)/storage
 HOST ?= 127.0.0.1
 PORT ?= 3000
 

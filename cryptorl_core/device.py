@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
 
+from cryptorl_core.settings import DEVICE_ENV, device_request
+
 #: Environment variable read when the device is "auto" (set by the run launcher).
-DEVICE_ENV_VAR = "CRYPTORL_DEVICE"
+DEVICE_ENV_VAR = DEVICE_ENV
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -24,7 +25,7 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         return device
     name = (device or "auto").strip().lower()
     if name == "auto":
-        name = os.environ.get(DEVICE_ENV_VAR, "auto").strip().lower() or "auto"
+        name = device_request()
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():

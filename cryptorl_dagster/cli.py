@@ -1,7 +1,8 @@
 """``make run``: materialize the lineage of the latest segment in-process and print a summary.
 
-The run is recorded in the local Dagster instance (``DAGSTER_HOME``), so ``make dev``
-shows it, with its metadata and plots, afterwards.
+The run is recorded in the local Dagster instance (``$DAGSTER_HOME``'s, else the repository's
+``dagster.yaml``: :func:`cryptorl_dagster.instance.local_instance`), so ``make dev`` or
+``dagster dev`` shows it, with its metadata and plots, afterwards.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import dagster as dg
 from cryptorl_core.backtest.summary import MARKDOWN_FILE
 from cryptorl_dagster.assets.backtest import SUMMARY_ASSET
 from cryptorl_dagster.definitions import all_assets, all_checks
+from cryptorl_dagster.instance import local_instance
 from cryptorl_dagster.partitions import segments
 from cryptorl_dagster.resources import default_resources
 
@@ -90,7 +92,7 @@ def run(partition: str | None, selection: str | None) -> int:
         [*all_assets, *all_checks],
         partition_key=partition,
         resources=default_resources(),
-        instance=dg.DagsterInstance.get(),
+        instance=local_instance(),
         selection=selection,
         raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
@@ -112,7 +114,7 @@ def backfill(partitions: str | None) -> int:
     """Materialize the lineage of every segment (or the listed ones), one run per segment as a
     Dagster backfill makes, then ``wfo_summary``; print each segment's time and the summary table."""
     keys = partitions.split(",") if partitions else [s.key for s in segments()]
-    instance, resources = dg.DagsterInstance.get(), default_resources()
+    instance, resources = local_instance(), default_resources()
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     started, failed = time.time(), []
     for key in keys:

@@ -1,36 +1,25 @@
-"""Walk-forward segments as Dagster partitions, listed as soon as the definitions load."""
+"""Walk-forward segments as Dagster partitions, listed as soon as the definitions load.
+
+The segments come from the coverage of the same market source the assets read
+(``MarketSource`` with ``$CRYPTORL_DATA_DIR`` / ``$CRYPTORL_DEDUP`` from ``cryptorl_core.settings``).
+"""
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 
 import dagster as dg
-import pandas as pd
 
 from cryptorl_core.segments import Segment, WindowConfig, segment_by_key, walk_forward_segments
-from cryptorl_dagster.resources.market import DATA_DIR_ENV, DEDUP_ENV, load_market
+from cryptorl_dagster.resources.market import MarketSource, synthetic_coverage
 
-
-def synthetic_coverage() -> tuple[pd.Timestamp, pd.Timestamp]:
-    """First and last bar of the synthetic market, without generating it."""
-    from cryptorl_core.data.synthetic import SyntheticMarketConfig
-
-    cfg = SyntheticMarketConfig()
-    start = pd.Timestamp(cfg.start, tz="UTC") if pd.Timestamp(cfg.start).tzinfo is None else pd.Timestamp(cfg.start)
-    end = start + pd.DateOffset(years=cfg.n_years) - pd.Timedelta(hours=1)
-    return start, pd.Timestamp(end)
+__all__ = ["segment_for_key", "segment_partitions", "segments", "synthetic_coverage"]
 
 
 @lru_cache(maxsize=1)
 def segments() -> tuple[Segment, ...]:
     """Segments of the configured data source (``$CRYPTORL_DATA_DIR`` or synthetic)."""
-    data_dir = os.environ.get(DATA_DIR_ENV, "")
-    if data_dir:
-        market = load_market(data_dir, os.environ.get(DEDUP_ENV, ""))
-        start, end = market.start, market.end
-    else:
-        start, end = synthetic_coverage()
+    start, end = MarketSource.from_settings().coverage()
     return tuple(walk_forward_segments(start, end, WindowConfig()))
 
 

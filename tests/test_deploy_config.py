@@ -100,6 +100,7 @@ def test_local_yaml_puts_all_state_under_storage_env(tmp_path: Path):
             assert instance.run_launcher.cpu_env == {"CUDA_VISIBLE_DEVICES": ""}
             assert isinstance(instance.compute_log_manager, SubdirComputeLogManager)
             assert isinstance(instance._local_artifact_storage, SubdirArtifactStorage)
+            assert instance.get_ref().storage_data.class_name == "CryptoRLSqliteStorage"
             assert instance.storage_directory() == str(storage / "dagster")
             assert instance.compute_log_manager._base_dir == str(storage / "logs")
             queue = instance.get_concurrency_config().run_queue_config

@@ -58,3 +58,19 @@ def row_label(file: str | Path) -> str:
 
 class MarketAlignmentError(ValueError):
     """The symbols of a folder share no common hourly range."""
+
+
+class SeriesCoverageError(MarketAlignmentError):
+    """A series ends early, starts late or has a hole longer than its gap limit, and the
+    coverage policy is ``"fail"`` (or truncation would leave no hour at all).
+
+    The message names, for each offending series, the symbol, its file, the last bar
+    before the gap and the gap's length (see :mod:`~cryptorl_core.data.coverage`).
+
+    :param message: the message.
+    :param issues: the :class:`~cryptorl_core.data.coverage.CoverageIssue` list.
+    """
+
+    def __init__(self, message: str, *, issues: list | tuple = ()) -> None:
+        self.issues = list(issues)
+        super().__init__(message)

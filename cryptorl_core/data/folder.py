@@ -21,6 +21,12 @@ symbol's bars go through the same validation, gap report and alignment. A folder
 both a combined file and per-symbol hourly files is ambiguous (an error). A macro symbol
 found hourly wins over a daily file of the same symbol. Missing optional symbols are left
 out (their columns are absent) and listed in :attr:`MarketData.notes`.
+
+A series that ends early, starts late or has a hole longer than its gap limit is never
+silently stretched by the forward fill: :mod:`~cryptorl_core.data.coverage` finds it
+(measured between its real bars, against BTC's first and last bar) and truncates the
+data, drops the symbol or fails, as :class:`~cryptorl_core.data.coverage.SeriesCoverageConfig`
+says (default: truncate to the longest stretch every series covers, with a note).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from pathlib import Path
 
 from cryptorl_core.data.alignment import align_market
 from cryptorl_core.data.combined import find_combined_file, read_combined
+from cryptorl_core.data.coverage import SeriesCoverageConfig, apply_coverage
 from cryptorl_core.data.daily import find_daily_files, read_daily
 from cryptorl_core.data.errors import MarketFolderError
 from cryptorl_core.data.gaps import find_gaps
@@ -45,7 +52,10 @@ HOURLY_FILE_RE = re.compile(r"^(?P<symbol>[A-Za-z0-9]+)_1h\.(?P<ext>csv|parquet)
 
 
 def load_market_folder(
-    path: str | Path, symbols: Iterable[str] | None = None, dedup: str | None = None
+    path: str | Path,
+    symbols: Iterable[str] | None = None,
+    dedup: str | None = None,
+    coverage: SeriesCoverageConfig | None = None,
 ) -> MarketData:
     """Read, validate, gap-fill and align a folder of market files.
 
@@ -56,11 +66,16 @@ def load_market_folder(
     :param dedup: duplicated-timestamp policy for every file: ``None`` (error, the
         default), ``"keep_last"`` or ``"keep_first"``
         (see :mod:`~cryptorl_core.data.validation`).
+    :param coverage: gap limits and what to do with a series that ends early, starts
+        late or has a longer hole (default :class:`SeriesCoverageConfig`: 48 h crypto,
+        168 h macro, truncate; see :mod:`~cryptorl_core.data.coverage`).
     :return: the aligned market data; ``gaps`` holds the gap report of every hourly
         file, ``notes`` the skipped symbols, de-duplication and range decisions.
     :raises MarketFolderError: folder missing, BTC file missing, ambiguous files (two
         files for a symbol, or a combined file beside per-symbol hourly files).
     :raises DataValidationError: a file fails validation (file, column and row named).
+    :raises SeriesCoverageError: a series' gap exceeds its limit and the policy is
+        ``"fail"`` (symbol, file, last bar and gap named).
     """
     folder = Path(path)
     if not folder.is_dir():
@@ -97,6 +112,8 @@ def load_market_folder(
         notes.extend(combined.notes)
     gaps: dict[str, GapReport] = {}
     crypto, macro = {}, {}
+    files: dict[str, str] = {}
+    daily_symbols: set[str] = set()
     for symbol in wanted:
         if symbol in hourly or symbol in from_combined:
             bar_file = (
@@ -110,6 +127,7 @@ def load_market_folder(
         elif symbol in daily:
             bars, bar_file = read_daily(daily[symbol], dedup)
             source = f"{bar_file.file.parent.name}/{bar_file.file.name}"
+            daily_symbols.add(symbol)
             notes.append(
                 f"{symbol}: daily bars from {source}, each visible from the first hour at or "
                 "after 16:00 America/New_York on its session date"
@@ -128,7 +146,11 @@ def load_market_folder(
             dedup_note = bar_file.dedup.note()
             notes.append(f"{symbol}: {dedup_note}" if symbol in from_combined else dedup_note)
         (crypto if symbol in CRYPTO_SYMBOLS else macro)[symbol] = bars
-    frame, align_notes = align_market(crypto, macro)
+        files[symbol] = str(bar_file.file)
+    covered = apply_coverage(crypto, macro, coverage, files, daily_symbols)
+    notes.extend(covered.notes)
+    gaps = {s: g for s, g in gaps.items() if s not in covered.dropped}
+    frame, align_notes = align_market(covered.crypto, covered.macro)
     notes.extend(align_notes)
     return MarketData(frame=frame, source=str(folder), gaps=gaps, notes=notes)
 

@@ -1,4 +1,5 @@
-"""Run launching for CryptoRL: GPU routing, the run queue, and the Kubernetes GPU mapping.
+"""Run launching for CryptoRL: GPU routing, the run queue, the Kubernetes GPU mapping, and the
+local instance storage under ``storage/``.
 
 Referenced from ``dagster.yaml`` (``module: cryptorl_dagster.launcher``), so the webserver, the
 daemon and the run workers all import it; it must stay light (no torch, no dagster_k8s).
@@ -14,7 +15,11 @@ from cryptorl_dagster.launcher.k8s import (
     k8s_gpu_tags,
 )
 from cryptorl_dagster.launcher.routing import plan_has_gpu_step, requested_device
-from cryptorl_dagster.launcher.storage_dirs import SubdirArtifactStorage, SubdirComputeLogManager
+from cryptorl_dagster.launcher.storage_dirs import (
+    CryptoRLSqliteStorage,
+    SubdirArtifactStorage,
+    SubdirComputeLogManager,
+)
 from cryptorl_dagster.launcher.worker import WORKER_HOST_TAG, WORKER_PID_TAG
 
 __all__ = [
@@ -23,6 +28,7 @@ __all__ = [
     "WORKER_HOST_TAG",
     "WORKER_PID_TAG",
     "CryptoRLRunCoordinator",
+    "CryptoRLSqliteStorage",
     "CryptoRLRunLauncher",
     "CudaProbe",
     "LaunchPlan",

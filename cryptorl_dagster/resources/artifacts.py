@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -11,12 +10,9 @@ from pathlib import Path
 
 import dagster as dg
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from cryptorl_core.settings import StorageLayout, storage_layout, storage_root
 
-
-def storage_root() -> Path:
-    """``$CRYPTORL_STORAGE`` or ``<repo>/storage``."""
-    return Path(os.environ.get("CRYPTORL_STORAGE") or REPO_ROOT / "storage").resolve()
+__all__ = ["ArtifactStore", "storage_root"]
 
 
 class ArtifactStore(dg.ConfigurableResource):
@@ -26,14 +22,15 @@ class ArtifactStore(dg.ConfigurableResource):
     only when the asset succeeds, so a failed run never loses or overwrites what an
     earlier run published. Checkpoints live apart and survive failures (for resume).
 
-    :param base_dir: root folder; empty means ``<storage>/artifacts``.
+    :param base_dir: root folder; empty means ``<storage>/artifacts`` (``cryptorl_core.settings``);
+        checkpoints go beside it (``<storage>/checkpoints``).
     """
 
     base_dir: str = ""
 
     @property
     def root(self) -> Path:
-        return Path(self.base_dir) if self.base_dir else storage_root() / "artifacts"
+        return Path(self.base_dir) if self.base_dir else storage_layout().artifacts
 
     def path(self, asset: str, partition: str | None = None) -> Path:
         """The published folder of an asset (partition)."""
@@ -41,7 +38,7 @@ class ArtifactStore(dg.ConfigurableResource):
 
     def checkpoint_dir(self, asset: str, partition: str | None = None) -> Path:
         """Persistent folder for resumable training state."""
-        path = self.root.parent / "checkpoints" / asset / (partition or "all")
+        path = self.root.parent / StorageLayout.CHECKPOINTS / asset / (partition or "all")
         path.mkdir(parents=True, exist_ok=True)
         return path
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from cryptorl_dagster.resources.artifacts import storage_root
+from cryptorl_core.settings import storage_layout
 
 
 class ParquetFrameIOManager(dg.ConfigurableIOManager):
@@ -25,7 +25,7 @@ class ParquetFrameIOManager(dg.ConfigurableIOManager):
     base_dir: str = ""
 
     def _path(self, context: dg.OutputContext | dg.InputContext) -> Path:
-        root = Path(self.base_dir) if self.base_dir else storage_root() / "frames"
+        root = Path(self.base_dir) if self.base_dir else storage_layout().frames
         key = context.asset_partition_key if context.has_asset_partitions else "all"
         return root.joinpath(*context.asset_key.path) / f"{key}.parquet"
 
