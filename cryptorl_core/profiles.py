@@ -5,7 +5,7 @@ Each stage owns its configuration class; this module only composes them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cryptorl_core.agent.config import AgentConfig
 from cryptorl_core.backtest.config import BacktestConfig
@@ -14,7 +14,7 @@ from cryptorl_core.features.config import FeatureConfig
 from cryptorl_core.regime.config import HMMConfig
 from cryptorl_core.segments import WindowConfig
 
-PROFILES = ("quick", "full", "seed000", "seed001")
+PROFILES = ("quick", "full", "seed000", "seed001", "simple")
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,13 @@ class PipelineConfig:
     def seed001(cls) -> PipelineConfig:
         """Seed 001 exactly: seed 000's encoder and seed 001's agent."""
         return cls._full_size("seed001", MAEConfig.seed001(), AgentConfig.seed001())
+
+    @classmethod
+    def simple(cls) -> PipelineConfig:
+        """Seed 004's plan B "V7 ultra-simple": the full-size stages on BTC's 12 features
+        (:meth:`FeatureConfig.simple`) with :meth:`AgentConfig.simple` (pure PnL, 10M steps)."""
+        return replace(cls._full_size("simple", MAEConfig.full(), AgentConfig.simple()),
+                       features=FeatureConfig.simple())
 
     @classmethod
     def _full_size(cls, name: str, mae: MAEConfig, agent: AgentConfig) -> PipelineConfig:

@@ -359,5 +359,5 @@ def test_config_round_trips_through_json():
     assert AgentConfig.from_dict(cfg.as_dict()) == cfg
     assert cfg.fingerprint() != AgentConfig.full().fingerprint()
     with pytest.raises(ValueError, match="algo"):
-        AgentConfig(algo="dqn")
+        AgentConfig(algo="ddpg")  # dqn and a2c are plan B algorithms (tests/test_plan_b.py)
     assert np.isfinite(cfg.min_action_std) and cfg.min_trades > 0

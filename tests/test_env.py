@@ -94,8 +94,13 @@ def test_from_segment_frame_uses_only_split_rows() -> None:
         {"long_only": True, "position_step": 0.25},
         {"bankrupt_nav": 0.985, "position_step": 0.0},
         {"action_gain": 2.5},
+        {"timing_bonus_scale": 0.7, "timing_bonus_horizon": 3},
+        {"timing_bonus_scale": 1.0, "timing_bonus_horizon": 1},
+        {"sizing": "vol_target", "action_gain": 2.0},
+        {"sizing": "vol_target", "long_only": True, "timing_bonus_scale": 0.5, "timing_bonus_horizon": 4},
     ],
-    ids=["lag1", "lag0", "long_only", "bankrupt_continuous", "action_gain"],
+    ids=["lag1", "lag0", "long_only", "bankrupt_continuous", "action_gain", "timing_bonus",
+         "timing_bonus_same_step", "vol_target", "vol_target_long_only_timing_bonus"],
 )
 def test_batched_env_matches_scalar_reference(overrides: dict, device: str) -> None:
     """Rewards, components, NAV, positions and episode ends agree step by step, across auto-resets."""
@@ -110,10 +115,11 @@ def test_batched_env_matches_scalar_reference(overrides: dict, device: str) -> N
         **overrides,
     )
     n_envs = 6
+    size = _vol_target_column(close) if cfg.sizing == "vol_target" else None
     env = BatchCryptoEnv.from_arrays(
-        open_, close, valid, cfg, n_envs=n_envs, dtype=torch.float64, device=device, seed=5
+        open_, close, valid, cfg, n_envs=n_envs, dtype=torch.float64, device=device, seed=5, size=size
     )
-    refs = [ReferenceCryptoEnv(open_, close, valid, cfg) for _ in range(n_envs)]
+    refs = [ReferenceCryptoEnv(open_, close, valid, cfg, size=size) for _ in range(n_envs)]
     obs = env.reset()
     for i, ref in enumerate(refs):
         ref.reset(int(obs["market"][i, 0]), env.w_cost[i].item())
@@ -121,12 +127,15 @@ def test_batched_env_matches_scalar_reference(overrides: dict, device: str) -> N
     rng = np.random.default_rng(11)
     actions = None
     n_ends = {"terminated": 0, "truncated": 0}
+    n_bonuses = 0
     for _ in range(120):
         actions = _random_actions(rng, n_envs, actions)
         obs, rewards, dones, infos = env.step(actions)
         env_reward = env.reward.cpu().numpy()
         env_perf, env_cost = env.reward_perf.cpu().numpy(), env.reward_cost.cpu().numpy()
         env_churn, env_smooth = env.reward_churn.cpu().numpy(), env.reward_smooth.cpu().numpy()
+        env_timing = env.reward_timing.cpu().numpy()
+        n_bonuses += int(np.count_nonzero(env_timing))
         for i, ref in enumerate(refs):
             ref_obs, ref_reward, terminated, truncated, ref_info = ref.step(float(actions[i, 0]))
             assert env_reward[i] == pytest.approx(ref_reward, rel=1e-10, abs=1e-12)
@@ -136,6 +145,7 @@ def test_batched_env_matches_scalar_reference(overrides: dict, device: str) -> N
             assert env_cost[i] == pytest.approx(ref_info["reward_cost"], rel=1e-10, abs=1e-12)
             assert env_churn[i] == pytest.approx(ref_info["reward_churn"], rel=1e-10, abs=1e-12)
             assert env_smooth[i] == pytest.approx(ref_info["reward_smooth"], rel=1e-10, abs=1e-12)
+            assert env_timing[i] == ref_info["reward_timing"]
             for key in ("reward_perf", "reward_cost"):
                 assert infos[i][key] == pytest.approx(ref_info[key], rel=1e-10, abs=1e-12)
             assert bool(dones[i]) == (terminated or truncated)
@@ -163,6 +173,106 @@ def test_batched_env_matches_scalar_reference(overrides: dict, device: str) -> N
     assert n_ends["truncated"] > 0
     if overrides.get("bankrupt_nav"):
         assert n_ends["terminated"] > 0
+    assert (n_bonuses > 0) == bool(overrides.get("timing_bonus_scale"))
+
+
+def _vol_target_column(close: np.ndarray, window: int = 20) -> np.ndarray:
+    """The vol_target rule's size column over ``close`` (target: the median trailing volatility)."""
+    from cryptorl_core.backtest.baselines import trailing_volatility, vol_target
+
+    vol = trailing_volatility(close, window)
+    return vol_target(close, window, float(np.nanmedian(vol)))
+
+
+# ---------------------------------------------------------------------------- timing bonus, sizing
+
+
+def _bonus_run(config: EnvConfig, frame: pd.DataFrame, actions: np.ndarray) -> tuple[list, np.ndarray, np.ndarray]:
+    """Observations, rewards and paid bonuses of one sequential pass over the train split."""
+    env = BatchCryptoEnv.from_segment_frame(frame, "train", config, mode="sequential", dtype=torch.float64, seed=0)
+    observations = [env.reset()]
+    rewards, paid = [], []
+    for a in actions:
+        obs, reward, _, _ = env.step(np.array([[a]], dtype=np.float32))
+        observations.append(obs)
+        rewards.append(float(env.reward[0]))
+        paid.append(float(env.reward_timing[0]))
+    return observations, np.array(rewards), np.array(paid)
+
+
+def test_timing_bonus_is_paid_at_the_delayed_step_and_never_changes_observations() -> None:
+    """A BUY decided on row s (dpos > 0, filled at open[s+1]) earns +5 if close[s+N] > open[s+1],
+    else -2, in the reward of the step that consumes bar s+N: N - 1 steps after the BUY's own."""
+    from cryptorl_core.backtest.config import BacktestConfig
+
+    assert EnvConfig().timing_bonus_horizon == BacktestConfig().timing_horizon_h
+    frame = _segment_frame(seed=4)
+    horizon = 5
+    rng = np.random.default_rng(0)
+    actions = rng.choice([-0.5, 0.0, 0.3, 1.0], size=200)
+    off = EnvConfig(position_step=0.1, fee_bps=0.0)
+    on = off.with_overrides(timing_bonus_scale=2.0, timing_bonus_horizon=horizon)
+    obs_off, reward_off, paid_off = _bonus_run(off, frame, actions)
+    obs_on, reward_on, paid_on = _bonus_run(on, frame, actions)
+    for a, b in zip(obs_off, obs_on, strict=True):  # identical observations, step by step
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+    assert not paid_off.any()
+
+    open_, close = frame[PRICE_OPEN_COL].to_numpy(), frame[PRICE_CLOSE_COL].to_numpy()
+    start = int(obs_off[0]["market"][0, 0])
+    positions = np.concatenate([[0.0], [float(o["position"][0, 0]) for o in obs_off[1:]]])
+    expected = np.zeros(len(actions))
+    for k in range(len(actions)):
+        s = start + k
+        if positions[k + 1] > positions[k] and k + horizon - 1 < len(actions):
+            expected[k + horizon - 1] += 5.0 if close[s + horizon] > open_[s + 1] else -2.0
+    np.testing.assert_array_equal(paid_on, expected)
+    assert (expected == 5.0).any() and (expected == -2.0).any()
+    np.testing.assert_allclose(reward_on - reward_off, 2.0 * expected, atol=1e-12)
+
+
+def test_timing_bonus_hand_computed() -> None:
+    """Prices rise then fall: the first BUY is good (+5), the second bad (-2), each paid N - 1
+    steps later; a BUY whose judging bar does not exist earns nothing. (BUYs cut off by an
+    episode's end are dropped: the reference-equality cases with auto-resets cover that.)"""
+    close = np.array([100.0] * 64 + [101, 102, 103, 104, 103, 102, 101, 100, 99, 98])
+    open_ = np.concatenate([[100.0], close[:-1]])
+    config = EnvConfig(timing_bonus_scale=1.0, timing_bonus_horizon=2, position_step=0.1, fee_bps=0.0,
+                       slippage_bps=0.0, episode_length=100)
+    env = BatchCryptoEnv.from_arrays(open_, close, np.arange(len(close)), config, n_envs=1, mode="sequential",
+                                     dtype=torch.float64)
+    env.reset()  # row 63
+    paid = []
+    # rows 63..72: buy 0.5 on row 63 (fill open[64]=100, close[65]=102 > 100: good), hold, sell, buy
+    # 0.5 on row 67 (fill open[68]=104, close[69]=102: bad), hold, buy 1.0 on row 72 (no bar 74:
+    # never paid)
+    for a in (0.5, 0.5, 0.5, 0.0, 0.5, 0.5, 0.5, 0.5, 0.5, 1.0):
+        env.step(np.array([[a]], dtype=np.float32))
+        paid.append(float(env.reward_timing[0]))
+    assert paid == [0.0, 5.0, 0.0, 0.0, 0.0, -2.0, 0.0, 0.0, 0.0, 0.0]
+
+
+def test_vol_target_sizing_needs_its_column_and_uses_sign_times_size() -> None:
+    open_, close = _prices(300, seed=2)
+    config = EnvConfig(sizing="vol_target", action_gain=2.0)
+    with pytest.raises(ValueError, match="size column"):
+        BatchCryptoEnv.from_arrays(open_, close, np.arange(300), config, n_envs=3)
+    with pytest.raises(ValueError):
+        EnvConfig(sizing="kelly")
+    with pytest.raises(ValueError):
+        EnvConfig(timing_bonus_scale=1.0, execution_lag=0)
+    size = np.linspace(0.0, 1.0, 300)
+    env = BatchCryptoEnv.from_arrays(open_, close, np.arange(300), config, n_envs=3, seed=0, size=size,
+                                     dtype=torch.float64)
+    obs = env.reset()
+    rows = obs["market"][:, 0].astype(int)
+    # +0.2 and -0.45 are directions (gain 2: 0.4 and -0.9 on the grid); 0.01 rounds to flat
+    targets = env.target_position(torch.tensor([0.2, -0.45, 0.01], dtype=torch.float64)).numpy()
+    expected = np.round(np.array([1.0, -1.0, 0.0]) * size[rows] / 0.1) * 0.1
+    np.testing.assert_allclose(targets, expected, atol=1e-12)
+    obs, _, _, _ = env.step(np.array([[0.2], [-0.45], [0.01]], dtype=np.float32))
+    np.testing.assert_allclose(obs["position"][:, 0], expected, atol=1e-6)
 
 
 def test_step_info_off_by_default_and_outputs_are_fresh_each_step() -> None:

@@ -162,3 +162,14 @@ def test_learning_rate_decays_during_training(segment_frame: pd.DataFrame, tmp_p
     rates = [g["lr"] for opt in (final.actor.optimizer, final.critic.optimizer) for g in opt.param_groups]
     # SB3 sets the rate from the progress at the last training phase: within a few % of the end.
     assert all(1e-4 <= r < 1.5e-4 for r in rates), rates
+
+
+def test_every_profile_builds_every_stage() -> None:
+    """Each pipeline profile names a config for every stage, the backtest's included."""
+    from cryptorl_core.backtest.config import FULL_SIZE_PROFILES, BacktestConfig
+
+    assert set(PROFILES) == {"quick", *FULL_SIZE_PROFILES}
+    for name in PROFILES:
+        pipeline = PipelineConfig.profile(name)
+        assert pipeline.name == name and AgentConfig.profile(name) == pipeline.agent
+        assert BacktestConfig.profile(name) == pipeline.backtest

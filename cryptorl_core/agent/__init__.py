@@ -50,6 +50,7 @@ from cryptorl_core.agent.train import (
     make_envs,
     policy_filename,
     train_policy,
+    training_env,
 )
 
 __all__ = [
@@ -60,5 +61,5 @@ __all__ = [
     "TrainingInterrupted", "WCostCurriculumCallback", "attach_market", "build_model",
     "curriculum_values", "foundation_extractors", "hmm_context_array", "latest_checkpoint",
     "list_checkpoints", "load_policy", "make_envs", "policy_filename", "rollout_policy",
-    "save_checkpoint", "train_policy", "w_cost_distribution",
+    "save_checkpoint", "train_policy", "training_env", "w_cost_distribution",
 ]

@@ -25,12 +25,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
 from cryptorl_core.agent.config import AgentConfig
 from cryptorl_core.backtest.collapse import collapse_stats
+from cryptorl_core.env.discrete import env_actions
 
 logger = logging.getLogger(__name__)
 
@@ -317,7 +319,8 @@ def rollout_policy(model: BaseAlgorithm, env: VecEnv, deterministic: bool = True
                    reward_scale: float = 1.0, seed: int | None = None) -> RolloutStats:
     """Run ``model`` in ``env`` (a ``BatchCryptoEnv``) until each env ends its first episode.
 
-    :param model: the trained model (market tensors attached).
+    :param model: the trained model (market tensors attached); a discrete one's indices are
+        mapped to the env's actions (:func:`~cryptorl_core.env.discrete.env_actions`).
     :param env: evaluation env, e.g. ``mode="sequential"`` over the eval split.
     :param deterministic: use the policy's mean action.
     :param reward_scale: the env's ``reward_scale``, to turn final NAV into a per-step
@@ -336,6 +339,7 @@ def rollout_policy(model: BaseAlgorithm, env: VecEnv, deterministic: bool = True
     nav_attr = hasattr(env, "nav")
     while not finished.all():
         action, _ = model.predict(obs, deterministic=deterministic)
+        action = env_actions(action, model.action_space, getattr(env, "config", None))
         if not finished[0]:
             actions0.append(float(np.asarray(action).reshape(n, -1)[0, 0]))
         obs, _, dones, infos = env.step(action)
@@ -675,6 +679,9 @@ class MetricsCallback(StatefulCallback):
     def _on_step(self) -> bool:
         actions = self.locals.get("actions")
         if actions is not None:
+            if isinstance(self.model.action_space, spaces.Discrete):  # DQN: record positions' actions
+                config = self.training_env.get_attr("config", indices=[0])[0]
+                actions = env_actions(actions, self.model.action_space, config)
             self._actions.append(np.asarray(actions, dtype=float).reshape(-1))
         perf, cost = self._env_tensor("reward_perf"), self._env_tensor("reward_cost")
         if perf is not None and cost is not None:

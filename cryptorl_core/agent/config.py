@@ -9,8 +9,9 @@ from typing import Any
 from cryptorl_core.env.config import EnvConfig
 from cryptorl_core.fingerprint import stable_hash
 
-ALGOS = ("tqc", "sac", "ppo")
-PROFILES = ("quick", "full", "seed000", "seed001")
+#: ``dqn`` (SB3 DQN over the env's position grid) and ``a2c`` (SB3's defaults) are seed 004's plan B.
+ALGOS = ("tqc", "sac", "ppo", "dqn", "a2c")
+PROFILES = ("quick", "full", "seed000", "seed001", "simple")
 
 #: Where the ``full`` profile departs from seed 001, each measured on synthetic train and eval
 #: windows (``docs/EXPERIMENTS.md``): the heads read the HMM context directly instead of the
@@ -69,6 +70,16 @@ class AgentConfig:
         profiles, the project's choice) is a risk-neutral critic (``docs/EXPERIMENTS.md``).
     :param n_steps: rollout length per env (PPO).
     :param n_epochs: optimisation epochs per rollout (PPO).
+    :param ppo_ent_coef: PPO's fixed entropy coefficient (seed 004: 0.08), never below
+        ``min_ent_coef``; ``ent_coef`` is TQC/SAC's.
+    :param ppo_max_grad_norm: PPO's clip of the gradient norm (seed 004: 0.5).
+    :param ppo_target_kl: PPO ends a rollout's epochs early once the approximate KL divergence
+        from the rollout policy passes 1.5x this (seed 004: 0.02; ``None``: never).
+        ``algo="dqn"`` and ``algo="a2c"`` (plan B) take SB3's defaults for their own settings
+        (DQN: target update every 10k steps, epsilon 1 -> 0.05 over 10 % of training; A2C:
+        5-step rollouts, RMSprop) and this config's shared ones (learning rate, gamma, widths;
+        DQN: buffer, batch, learning starts, train frequency, gradient steps), with the same
+        extractor. A2C's entropy coefficient (SB3: 0) is raised to ``min_ent_coef`` like PPO's.
 
     Extractor (:class:`~cryptorl_core.agent.extractor.FoundationFeatureExtractor`)
     --------------------------------------------------------------------------
@@ -171,6 +182,9 @@ class AgentConfig:
     top_quantiles_to_drop_per_net: int = 0
     n_steps: int = 64
     n_epochs: int = 5
+    ppo_ent_coef: float = 0.08
+    ppo_max_grad_norm: float = 0.5
+    ppo_target_kl: float | None = 0.02
 
     tokens: int = 64
     features_dim: int = 512
@@ -290,6 +304,17 @@ class AgentConfig:
         drops no quantiles. ``seed001`` is the seed exactly."""
         seed = cls.seed001()
         return seed.replace(env=EnvConfig.full(), **FULL_DEPARTURES_FROM_SEED)
+
+    @classmethod
+    def simple(cls) -> AgentConfig:
+        """Seed 004's plan B "V7 ultra-simple" agent: :meth:`full` with a pure PnL reward (the
+        cost term off: ``lambda_final`` 0 and ``max_penalty_scale`` 0), 10M steps, and the
+        frozen encoder's embedding of the profile's 12 BTC features on (``embedding=True``,
+        beside the HMM context): with it off those features would reach the agent only through
+        the HMM's two inputs. One asset and the feature list are the pipeline's
+        (:meth:`~cryptorl_core.profiles.PipelineConfig.simple`)."""
+        env = EnvConfig.full().with_overrides(max_penalty_scale=0.0, curriculum_lambda=0.0)
+        return cls.full().replace(total_timesteps=10_000_000, lambda_final=0.0, embedding=True, env=env)
 
     @classmethod
     def profile(cls, name: str) -> AgentConfig:

@@ -35,6 +35,7 @@ from cryptorl_core.agent.config import AgentConfig
 from cryptorl_core.agent.market_tensors import MarketTensors
 from cryptorl_core.agent.train import load_policy, train_policy
 from cryptorl_core.backtest.baselines import buy_and_hold
+from cryptorl_core.backtest.collapse import collapse_stats
 from cryptorl_core.backtest.regime_baselines import regime_rule_positions
 from cryptorl_core.backtest.runner import run_backtest, run_targets
 from cryptorl_core.data.synthetic import generate_synthetic_market
@@ -131,6 +132,8 @@ def run_experiment(prepared: PreparedSegment, config: AgentConfig, seed: int, ou
         # Under-sizing shows as a small mean |position| beside a Sharpe close to the rule's.
         row[f"{prefix}agent_mean_position"] = float(agent.positions.mean())
         row[f"{prefix}agent_mean_abs_position"] = float(abs(agent.positions).mean())
+        # Saturation shows as one position held most of the window (the backtest's collapse rule).
+        row[f"{prefix}agent_modal_share"] = collapse_stats(agent.positions).modal_share
     # The last model, never selected on eval: its eval score is an unbiased out-of-sample estimate.
     final = load_policy(result.final_model_path, market, config.algo, "cpu")
     last = run_backtest(final, prepared.frame, EVAL, env_config=config.env, w_cost=config.eval_w_cost)

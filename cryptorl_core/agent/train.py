@@ -1,4 +1,4 @@
-"""Training of the FiLM-conditioned TQC (or SAC, PPO) agent on one walk-forward segment.
+"""Training of the FiLM-conditioned TQC (or SAC, PPO, DQN, A2C) agent on one walk-forward segment.
 
 Read :func:`train_policy` top to bottom: market tensors -> envs (train / eval / train probe)
 -> fingerprint -> resume or build the model -> attach the market tensors -> callbacks
@@ -26,10 +26,11 @@ from typing import Any
 import pandas as pd
 import torch
 from sb3_contrib import TQC
-from stable_baselines3 import PPO, SAC
+from stable_baselines3 import A2C, DQN, PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.utils import LinearSchedule
+from stable_baselines3.common.vec_env import VecEnv
 
 from cryptorl_core.agent.callbacks import (
     CheckpointCallback,
@@ -62,13 +63,15 @@ from cryptorl_core.agent.extractor import (
 )
 from cryptorl_core.agent.market_tensors import EncoderLike, HMMContextLike, MarketTensors
 from cryptorl_core.device import cpu_threads, resolve_device
-from cryptorl_core.env import BatchCryptoEnv, SegmentMarket
+from cryptorl_core.env import BatchCryptoEnv, DiscretePositionWrapper, SegmentMarket
 from cryptorl_core.schema import EVAL, PRICE_CLOSE_COL, PRICE_OPEN_COL, TRAIN
 from cryptorl_core.seeding import seed_everything
 
 logger = logging.getLogger(__name__)
 
-ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"tqc": TQC, "sac": SAC, "ppo": PPO}
+ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"tqc": TQC, "sac": SAC, "ppo": PPO, "dqn": DQN, "a2c": A2C}
+#: SB3 ``learn`` log interval (rollouts for on-policy algorithms, episodes for off-policy ones).
+LOG_INTERVALS = {"ppo": 1, "a2c": 100}
 FINAL_MODEL_FILE = "final_model.zip"
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.json"
@@ -165,7 +168,7 @@ class PolicyArtifact:
     :param model_path: the best model's zip (``tqc.zip``).
     :param final_model_path: the model at the end of training.
     :param config_path: ``config.json`` (agent config, metrics, encoder dimensions).
-    :param algo: ``tqc``, ``sac`` or ``ppo``.
+    :param algo: ``tqc``, ``sac``, ``ppo``, ``dqn`` or ``a2c``.
     :param config: :meth:`AgentConfig.as_dict`.
     :param metrics: :meth:`PolicyTrainResult.metrics`.
     :param encoder_path: the ``encoder.pth`` whose embeddings the policy reads.
@@ -230,27 +233,85 @@ def make_envs(frame: pd.DataFrame, config: AgentConfig, device: torch.device, se
     return train_env, eval_env, probe_env
 
 
-def build_model(config: AgentConfig, env: BatchCryptoEnv, market: MarketTensors, device: torch.device,
+def training_env(env: BatchCryptoEnv, config: AgentConfig) -> VecEnv:
+    """The env the algorithm steps: DQN's goes through the discrete position grid
+    (:class:`~cryptorl_core.env.discrete.DiscretePositionWrapper`), the others' is ``env``."""
+    return DiscretePositionWrapper(env) if config.algo == "dqn" else env
+
+
+def build_model(config: AgentConfig, env: VecEnv, market: MarketTensors, device: torch.device,
                 seed: int, tensorboard_dir: str | os.PathLike | None = None) -> BaseAlgorithm:
-    """A fresh TQC / SAC / PPO with the foundation extractor (market tensors not attached yet)."""
+    """A fresh TQC / SAC / PPO / DQN / A2C with the foundation extractor (market tensors not
+    attached yet). ``env`` is :func:`training_env`'s (DQN needs its discrete action space)."""
     lr = config.learning_rate if config.lr_final is None else LinearSchedule(config.learning_rate, config.lr_final, 1.0)
     policy_kwargs: dict[str, Any] = {
         "features_extractor_class": FoundationFeatureExtractor,
         "features_extractor_kwargs": extractor_kwargs(market.d_model, market.tokens, config.features_dim,
                                                       config.film_hidden, config.film_init_std, market.n_context,
                                                       config.context_skip, config.embedding),
-        "log_std_init": config.log_std_init,
     }
-    common = {"learning_rate": lr, "gamma": config.gamma, "use_sde": config.use_sde,
-              "sde_sample_freq": config.sde_sample_freq, "seed": seed, "device": device, "verbose": 0,
+    common = {"learning_rate": lr, "gamma": config.gamma, "seed": seed, "device": device, "verbose": 0,
               "tensorboard_log": None if tensorboard_dir is None else str(tensorboard_dir)}
-    if config.algo == "ppo":
+    if config.algo == "dqn":
+        return _dqn(config, env, policy_kwargs, common)
+    policy_kwargs["log_std_init"] = config.log_std_init
+    common.update(use_sde=config.use_sde, sde_sample_freq=config.sde_sample_freq)
+    if config.algo in ("ppo", "a2c"):
         policy_kwargs["net_arch"] = {"pi": list(config.net_arch), "vf": list(config.net_arch)}
-        # PPO has no learned temperature: a fixed coefficient, at least the floor.
-        ent = float(config.ent_coef) if not isinstance(config.ent_coef, str) else config.min_ent_coef
-        return PPO("MultiInputPolicy", env, n_steps=config.n_steps, batch_size=config.batch_size,
-                   n_epochs=config.n_epochs, ent_coef=max(ent, config.min_ent_coef),
-                   policy_kwargs=policy_kwargs, **common)
+        return (_ppo if config.algo == "ppo" else _a2c)(config, env, policy_kwargs, common)
+    return _tqc_or_sac(config, env, policy_kwargs, common)
+
+
+def _ppo(config: AgentConfig, env: VecEnv, policy_kwargs: dict[str, Any], common: dict[str, Any]) -> PPO:
+    """PPO with seed 004's entropy coefficient (a fixed one, at least the floor), gradient clip
+    and KL target.
+
+    :param config: the agent configuration.
+    :param env: the training env.
+    :param policy_kwargs: extractor and heads.
+    :param common: learning rate, gamma, gSDE, seed, device, logging.
+    """
+    return PPO("MultiInputPolicy", env, n_steps=config.n_steps, batch_size=config.batch_size,
+               n_epochs=config.n_epochs, ent_coef=max(config.ppo_ent_coef, config.min_ent_coef),
+               max_grad_norm=config.ppo_max_grad_norm, target_kl=config.ppo_target_kl,
+               policy_kwargs=policy_kwargs, **common)
+
+
+def _a2c(config: AgentConfig, env: VecEnv, policy_kwargs: dict[str, Any], common: dict[str, Any]) -> A2C:
+    """A2C with SB3's defaults for its own settings (the entropy floor raises its coefficient).
+
+    :param config: the agent configuration (only the shared settings in ``common`` are read).
+    :param env: the training env.
+    :param policy_kwargs: extractor and heads.
+    :param common: learning rate, gamma, gSDE, seed, device, logging.
+    """
+    return A2C("MultiInputPolicy", env, policy_kwargs=policy_kwargs, **common)
+
+
+def _dqn(config: AgentConfig, env: VecEnv, policy_kwargs: dict[str, Any], common: dict[str, Any]) -> DQN:
+    """DQN over the discrete position grid: the config's replay settings, SB3's defaults for
+    the target network and the epsilon-greedy schedule.
+
+    :param config: the agent configuration.
+    :param env: the :class:`~cryptorl_core.env.discrete.DiscretePositionWrapper` env.
+    :param policy_kwargs: extractor (the Q-network's hidden layers are added here).
+    :param common: learning rate, gamma, seed, device, logging.
+    """
+    policy_kwargs["net_arch"] = list(config.net_arch)
+    return DQN("MultiInputPolicy", env, buffer_size=config.buffer_size, batch_size=config.batch_size,
+               learning_starts=config.learning_starts, train_freq=(config.train_freq, "step"),
+               gradient_steps=config.gradient_steps, policy_kwargs=policy_kwargs, **common)
+
+
+def _tqc_or_sac(config: AgentConfig, env: VecEnv, policy_kwargs: dict[str, Any],
+                common: dict[str, Any]) -> TQC | SAC:
+    """TQC (with its quantile critics) or SAC, with the config's off-policy settings.
+
+    :param config: the agent configuration.
+    :param env: the training env.
+    :param policy_kwargs: extractor and ``log_std_init`` (heads and critics are added here).
+    :param common: learning rate, gamma, gSDE, seed, device, logging.
+    """
     policy_kwargs["net_arch"] = list(config.net_arch)
     policy_kwargs["n_critics"] = config.n_critics
     off_policy = {"buffer_size": config.buffer_size, "batch_size": config.batch_size,
@@ -422,7 +483,8 @@ def train_one_seed(
     else:
         market = MarketTensors.build(frame, hmm_context, encoder_or_cache, tokens=config.tokens, mode=mode,
                                      device=dev, cache_dtype=config.cache_dtype)
-    train_env, eval_env, probe_env = make_envs(frame, config, dev, seed)
+    batch_env, eval_env, probe_env = make_envs(frame, config, dev, seed)
+    train_env = training_env(batch_env, config)
     fingerprint = run_fingerprint(config, market, frame, seed)
 
     # Resume from the last checkpoint of the same run, else start fresh.
@@ -471,7 +533,7 @@ def train_one_seed(
     if remaining > 0 and not early_stop.stopped:
         with guard, cpu_threads(config.cpu_threads if dev.type == "cpu" else None):
             model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=checkpoint is None,
-                        tb_log_name=config.algo, log_interval=1 if config.algo == "ppo" else 4)
+                        tb_log_name=config.algo, log_interval=LOG_INTERVALS.get(config.algo, 4))
     train_seconds = time.perf_counter() - t0
     if guard.requested:
         saved = checkpointer.saved[-1] if checkpointer is not None and checkpointer.saved else None

@@ -10,14 +10,18 @@ Command line (``cryptorl-compare``), reading a segment's stored artifacts::
 
     cryptorl-compare --a PATH --b PATH --segment 2025-Q4 [--split test]
 
-The segment frame is ``<storage>/frames/features/<key>.parquet``. A policy built on the
-agent's :class:`~cryptorl_core.agent.extractor.FoundationFeatureExtractor` also needs its
-market tensors: the encoder (``--encoder``, default ``<storage>/artifacts/mae_encoder/<key>/
-encoder.pth``) and the HMM context (``--hmm``: a parquet or CSV file holding the
-:data:`~cryptorl_core.schema.HMM_COLUMNS` for every frame row; by default the first of
-``<storage>/frames/hmm_model/<key>.parquet`` and ``<storage>/artifacts/hmm_model/<key>/*.parquet``
-(the regime stage publishes ``context.parquet`` there) that holds them, or the features frame
-itself when it carries them).
+Paths default to where the Dagster assets write under the storage root (``--storage``, else
+``$CRYPTORL_STORAGE`` or ``<repo>/storage``: :class:`~cryptorl_core.settings.StorageLayout`):
+
+- the segment frame: ``<storage>/frames/features/<key>.parquet`` (the frame IO manager);
+- the encoder (``--encoder``): ``<storage>/artifacts/mae_encoder/<key>/encoder.pth``;
+- the HMM context (``--hmm``: a parquet or CSV file holding the
+  :data:`~cryptorl_core.schema.HMM_COLUMNS` for every frame row): the features frame itself
+  when it carries them, else ``<storage>/artifacts/hmm_model/<key>/context.parquet`` (the regime
+  stage publishes it there), else another parquet in that folder that holds them.
+
+A policy built on the agent's :class:`~cryptorl_core.agent.extractor.FoundationFeatureExtractor`
+needs the encoder and the HMM context to build its market tensors.
 """
 
 from __future__ import annotations
@@ -35,12 +39,20 @@ from typing import Any
 import pandas as pd
 import torch
 
-from cryptorl_core.backtest.config import BacktestConfig
+from cryptorl_core.backtest.config import FULL_SIZE_PROFILES, BacktestConfig
 from cryptorl_core.backtest.metrics import metrics_markdown, metrics_table
 from cryptorl_core.backtest.runner import ActionFn, BacktestRun, PredictsActions, run_backtest
 from cryptorl_core.device import resolve_device
 from cryptorl_core.env import EnvConfig
 from cryptorl_core.schema import HMM_COLUMNS, SPLITS, TEST
+from cryptorl_core.settings import (
+    PROFILE_ENV,
+    STORAGE_ENV,
+    StorageLayout,
+    profile_name,
+    storage_layout,
+    storage_root,  # noqa: F401  (re-exported: cryptorl_core.backtest.compare.storage_root)
+)
 
 PolicyLike = str | os.PathLike | PredictsActions | ActionFn
 
@@ -49,33 +61,46 @@ ALGORITHMS = {
     "sb3_contrib.tqc": ("sb3_contrib", "TQC"),
     "stable_baselines3.sac": ("stable_baselines3", "SAC"),
     "stable_baselines3.ppo": ("stable_baselines3", "PPO"),
+    "stable_baselines3.dqn": ("stable_baselines3", "DQN"),
 }
+#: PPO and A2C both save SB3's shared actor-critic policy (this module); PPO's data carry its
+#: clip range, A2C's do not.
+ACTOR_CRITIC_MODULE = "stable_baselines3.common.policies"
+#: Published model names of a policy folder, in the order :func:`model_file` looks for them.
+MODEL_NAMES = ("tqc.zip", "sac.zip", "ppo.zip", "dqn.zip", "a2c.zip")
 
-#: Environment variables of the storage root and the profile (as the Dagster side reads them).
-STORAGE_ENV = "CRYPTORL_STORAGE"
-PROFILE_ENV = "CRYPTORL_PROFILE"
+#: Asset names and files the CLI reads (``cryptorl_dagster.assets``: features, encoder, regime).
+FEATURES_ASSET = "features"
+ENCODER_ASSET = "mae_encoder"
 ENCODER_FILENAME = "encoder.pth"
+HMM_ASSET = "hmm_model"
+HMM_CONTEXT_FILENAME = "context.parquet"
 
 
 def model_file(path: str | os.PathLike) -> Path:
-    """A model zip, or the first ``<algo>.zip`` (``tqc``, ``sac``, ``ppo``) in a published folder."""
+    """A model zip, or the first ``<algo>.zip`` (:data:`MODEL_NAMES`) in a published folder."""
     p = Path(path)
     if not p.is_dir():
         return p
-    for name in ("tqc.zip", "sac.zip", "ppo.zip"):
+    for name in MODEL_NAMES:
         if (p / name).is_file():
             return p / name
-    raise FileNotFoundError(f"{p}: no tqc.zip, sac.zip or ppo.zip in this folder")
+    raise FileNotFoundError(f"{p}: none of {', '.join(MODEL_NAMES)} in this folder")
 
 
 def algorithm_of(path: str | os.PathLike) -> type:
     """The SB3 algorithm class that saved ``path`` (from the zip's ``policy_class``).
 
     :param path: an SB3 ``.zip``.
-    :return: ``TQC``, ``SAC`` or ``PPO``.
+    :return: ``TQC``, ``SAC``, ``PPO``, ``DQN`` or ``A2C``.
     """
     with zipfile.ZipFile(path) as z:
-        module = json.loads(z.read("data"))["policy_class"]["__module__"]
+        data = json.loads(z.read("data"))
+    module = data["policy_class"]["__module__"]
+    if module == ACTOR_CRITIC_MODULE:
+        import stable_baselines3
+
+        return stable_baselines3.PPO if "clip_range" in data else stable_baselines3.A2C
     for prefix, (package, name) in ALGORITHMS.items():
         if module.startswith(prefix):
             return getattr(__import__(package, fromlist=[name]), name)
@@ -192,11 +217,6 @@ def compare_policies(
 # ---------------------------------------------------------------------------------------
 
 
-def storage_root() -> Path:
-    """``$CRYPTORL_STORAGE`` or ``./storage`` (the same default as the Dagster resources)."""
-    return Path(os.environ.get(STORAGE_ENV) or Path.cwd() / "storage").resolve()
-
-
 def read_hmm_context(path: str | os.PathLike) -> pd.DataFrame:
     """A parquet or CSV file holding the HMM columns."""
     p = Path(path)
@@ -207,12 +227,17 @@ def read_hmm_context(path: str | os.PathLike) -> pd.DataFrame:
     return frame
 
 
-def default_hmm_context(root: Path, key: str, frame: pd.DataFrame) -> pd.DataFrame | None:
-    """The segment's HMM context from the usual places (see the module docstring), or None."""
+def default_hmm_context(root: Path | StorageLayout, key: str, frame: pd.DataFrame) -> pd.DataFrame | None:
+    """The segment's HMM context from the usual places (see the module docstring), or None.
+
+    :param root: storage root (or its layout).
+    """
     if all(c in frame.columns for c in HMM_COLUMNS):
         return frame
-    candidates = [root / "frames" / "hmm_model" / f"{key}.parquet",
-                  *sorted((root / "artifacts" / "hmm_model" / key).glob("*.parquet"))]
+    layout = root if isinstance(root, StorageLayout) else StorageLayout(Path(root))
+    folder = layout.artifact(HMM_ASSET, key)
+    published = folder / HMM_CONTEXT_FILENAME
+    candidates = [published, *(p for p in sorted(folder.glob("*.parquet")) if p != published)]
     for path in candidates:
         if path.is_file():
             try:
@@ -227,7 +252,7 @@ def training_env_config(profile: str, fee_bps: float | None = None,
     """The policy stage's env configuration of a profile (lag, costs, position grid), with
     optional cost overrides.
 
-    :param profile: ``quick``, ``full``, ``seed000`` or ``seed001``.
+    :param profile: a pipeline profile name (``quick``, ``full``, ...).
     :param fee_bps: fee override.
     :param slippage_bps: slippage override.
     """
@@ -247,13 +272,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--b", required=True, help="second policy (SB3 .zip, or a published tqc_policy folder)")
     parser.add_argument("--segment", required=True, help="segment key, e.g. 2025-Q4")
     parser.add_argument("--split", default=TEST, choices=[s for s in SPLITS if s != "purged"])
-    parser.add_argument("--storage", help=f"storage root (default ${STORAGE_ENV} or ./storage)")
+    parser.add_argument("--storage", help=f"storage root (default ${STORAGE_ENV} or <repo>/storage)")
     parser.add_argument("--frame", help="segment frame parquet (default <storage>/frames/features/<key>.parquet)")
     parser.add_argument("--encoder", help="encoder.pth (default <storage>/artifacts/mae_encoder/<key>/encoder.pth)")
     parser.add_argument("--hmm", help="parquet/CSV with the HMM columns of every frame row")
     parser.add_argument("--fee-bps", type=float, help="override the training env's fee")
     parser.add_argument("--slippage-bps", type=float, help="override the training env's slippage")
-    parser.add_argument("--profile", default=os.environ.get(PROFILE_ENV, "quick"), choices=("quick", "full", "seed000", "seed001"),
+    parser.add_argument("--profile", default=profile_name(), choices=("quick", *FULL_SIZE_PROFILES),
                         help=f"pipeline profile: the training env's costs and the analytics settings "
                              f"(default ${PROFILE_ENV} or quick)")
     parser.add_argument("--device", default="cpu")
@@ -267,15 +292,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     :return: exit status.
     """
     args = build_parser().parse_args(argv)
-    root = Path(args.storage).resolve() if args.storage else storage_root()
-    frame_path = Path(args.frame) if args.frame else root / "frames" / "features" / f"{args.segment}.parquet"
+    layout = StorageLayout(Path(args.storage).resolve()) if args.storage else storage_layout()
+    frame_path = Path(args.frame) if args.frame else layout.frame(FEATURES_ASSET, args.segment)
     if not frame_path.is_file():
         print(f"no segment frame at {frame_path}: materialize `features` for {args.segment} first",
               file=sys.stderr)
         return 2
     frame = pd.read_parquet(frame_path)
-    encoder = Path(args.encoder) if args.encoder else root / "artifacts" / "mae_encoder" / args.segment / ENCODER_FILENAME
-    hmm = read_hmm_context(args.hmm) if args.hmm else default_hmm_context(root, args.segment, frame)
+    encoder = Path(args.encoder) if args.encoder else layout.artifact(ENCODER_ASSET, args.segment) / ENCODER_FILENAME
+    hmm = read_hmm_context(args.hmm) if args.hmm else default_hmm_context(layout, args.segment, frame)
     env_config = training_env_config(args.profile, args.fee_bps, args.slippage_bps)
     config = BacktestConfig.profile(args.profile)
     try:

@@ -9,6 +9,10 @@ from dataclasses import asdict, dataclass
 HOURS_PER_YEAR = 8760
 
 
+#: Pipeline profiles whose backtest is the full one (a calendar-quarter test window).
+FULL_SIZE_PROFILES = ("full", "seed000", "seed001", "simple")
+
+
 @dataclass(frozen=True)
 class BacktestConfig:
     """Configurable values of the backtest analytics.
@@ -114,9 +118,9 @@ class BacktestConfig:
 
     @classmethod
     def profile(cls, name: str) -> BacktestConfig:
-        """``quick``, or ``full`` (also what the seed profiles ``seed000`` and ``seed001`` use)."""
-        if name not in ("quick", "full", "seed000", "seed001"):
-            raise ValueError(f"unknown backtest profile {name!r}; choose quick, full, seed000 or seed001")
+        """``quick``, or ``full`` (also what the full-size pipeline profiles use)."""
+        if name not in ("quick", *FULL_SIZE_PROFILES):
+            raise ValueError(f"unknown backtest profile {name!r}; choose quick or one of {FULL_SIZE_PROFILES}")
         return cls.quick() if name == "quick" else cls.full()
 
     def as_dict(self) -> dict:

@@ -18,7 +18,9 @@ Recorded per bar (one row per visited row ``t`` of the split, see
 
 A *policy* is either an SB3 model (anything with ``predict(obs, deterministic=...)``) or any
 callable mapping the env's observation dict (``market`` row index, ``position``, ``w_cost``,
-each ``(1, 1)`` float32) to an action (scalar or ``(1, 1)``).
+each ``(1, 1)`` float32) to an action (scalar or ``(1, 1)``). A model with a ``Discrete``
+action space (DQN over the position grid) has its indices mapped to the env's actions by
+:func:`~cryptorl_core.env.discrete.env_actions`, as in training.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from cryptorl_core.backtest.baselines import segment_baseline_positions
 from cryptorl_core.backtest.config import BacktestConfig
 from cryptorl_core.backtest.metrics import compute_metrics
 from cryptorl_core.backtest.regime_baselines import RegimeContextLike
-from cryptorl_core.env import BatchCryptoEnv, EnvConfig
+from cryptorl_core.env import BatchCryptoEnv, EnvConfig, env_actions
 from cryptorl_core.schema import PRICE_CLOSE_COL, PRICE_OPEN_COL, TEST
 
 Observation = Mapping[str, np.ndarray]
@@ -65,15 +67,19 @@ class PredictsActions(Protocol):
                 deterministic: bool = False) -> tuple[np.ndarray, Any]: ...
 
 
-def as_action_fn(policy: PredictsActions | ActionFn, deterministic: bool = True) -> ActionFn:
+def as_action_fn(policy: PredictsActions | ActionFn, deterministic: bool = True,
+                 env_config: EnvConfig | None = None) -> ActionFn:
     """Turn an SB3 model into an ``obs -> action`` callable; callables pass through.
 
     :param policy: an SB3 model or a callable.
     :param deterministic: use the policy's mean action (no sampling, no gSDE noise).
+    :param env_config: the env's configuration, to map a discrete policy's indices to actions.
     :return: the callable.
     """
     if isinstance(policy, PredictsActions):
-        return lambda obs: policy.predict(obs, deterministic=deterministic)[0]
+        space = getattr(policy, "action_space", None)
+        config = env_config or EnvConfig()
+        return lambda obs: env_actions(policy.predict(obs, deterministic=deterministic)[0], space, config)
     if callable(policy):
         return policy
     raise TypeError(f"a policy must have predict() or be callable, got {type(policy).__name__}")
@@ -189,8 +195,8 @@ def run_backtest(
     :param device: torch device of the env.
     :return: the run.
     """
-    act = as_action_fn(policy, deterministic)
     env = backtest_env(frame, split, env_config, w_cost, device)
+    act = as_action_fn(policy, deterministic, env.config)
     obs = env.reset()
     start = int(obs["market"][0, 0])
     records = [_record(start, nav=1.0, position=0.0, fees=0.0)]
@@ -260,8 +266,9 @@ def run_targets(
     """
     if len(targets) != len(frame):
         raise ValueError(f"need one target per frame row ({len(frame)}), got {len(targets)}")
-    # Targets are positions, not policy actions: the agent's action gain must not scale them.
-    positions_env = (env_config or EnvConfig()).with_overrides(action_gain=1.0)
+    # Targets are positions, not policy actions: the agent's action gain and sizing rule must
+    # not change them.
+    positions_env = (env_config or EnvConfig()).with_overrides(action_gain=1.0, sizing="agent")
     return run_backtest(TargetPositionPolicy(targets), frame, split, name=name,
                         env_config=positions_env, device=device)
 

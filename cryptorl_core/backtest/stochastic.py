@@ -67,6 +67,11 @@ class GsdeResampling:
         self.model = model
         self.calls = 0
 
+    @property
+    def action_space(self) -> Any:
+        """The model's action space (a discrete one has its indices mapped by the runner)."""
+        return getattr(self.model, "action_space", None)
+
     def predict(self, observation: Any, state: Any = None, episode_start: Any = None,
                 deterministic: bool = False) -> tuple[np.ndarray, Any]:
         if not deterministic and getattr(self.model, "use_sde", False):

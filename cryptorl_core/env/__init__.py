@@ -9,17 +9,27 @@ from cryptorl_core.env.batch_env import (
     row_index,
 )
 from cryptorl_core.env.config import EnvConfig
+from cryptorl_core.env.discrete import (
+    DiscretePositionWrapper,
+    env_actions,
+    index_to_action,
+    position_grid,
+)
 from cryptorl_core.env.market import SegmentMarket
 from cryptorl_core.env.reference import ReferenceCryptoEnv
 
 __all__ = [
     "OBS_KEYS",
     "BatchCryptoEnv",
+    "DiscretePositionWrapper",
     "EnvConfig",
     "ReferenceCryptoEnv",
     "SegmentMarket",
+    "env_actions",
     "gather_rows",
     "gather_windows",
+    "index_to_action",
+    "position_grid",
     "resolve_device",
     "row_index",
 ]

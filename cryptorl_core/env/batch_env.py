@@ -37,6 +37,12 @@ The traded notional is ``|p' - p| * NAV`` at the open of t+1. ``execution_lag=0`
 close[t-1] - 1))``: a look-ahead cheat (the agent is paid for a move it has already seen) that
 exists only so a test can show that a peeking policy profits without the lag. Never train with it.
 
+Plan B options (seed 004, :class:`~cryptorl_core.env.config.EnvConfig`): ``timing_bonus_scale``
+adds the delayed timing bonus to the reward (a BUY's outcome at bar t+N is paid on the step
+that consumes bar t+N, from a per-env ring buffer of N steps; observations never change), and
+``sizing="vol_target"`` multiplies the sign of the agent's grid target by a per-row size column
+(:func:`~cryptorl_core.env.sizing.vol_target_size`, causal, gathered at each env's row).
+
 Episodes start at a uniformly drawn start row of the split (``>= WINDOW - 1`` with a next bar in
 the split; ``mode="random"``) or at the split's first start row (``mode="sequential"``, one env,
 a backtest over the whole split). An episode is truncated after ``episode_length`` steps or when
@@ -91,7 +97,13 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 )
 
 from cryptorl_core.device import resolve_device
-from cryptorl_core.env.config import MIN_GROWTH, EnvConfig, check_w_cost_distribution
+from cryptorl_core.env.config import (
+    MIN_GROWTH,
+    TIMING_BONUS_BAD,
+    TIMING_BONUS_GOOD,
+    EnvConfig,
+    check_w_cost_distribution,
+)
 from cryptorl_core.env.market import SegmentMarket
 from cryptorl_core.schema import WINDOW
 
@@ -131,8 +143,9 @@ STEP_FIELDS = (
     "reward_cost",
     "reward_churn",
     "reward_smooth",
+    "reward_timing",  # seed 004's timing bonus paid this step (before timing_bonus_scale)
 )
-_REWARD, _FEE, _TRADED, _TRADE_FLAG, _ONE, _PERF, _COST, _CHURN, _SMOOTH = range(len(STEP_FIELDS))
+_REWARD, _FEE, _TRADED, _TRADE_FLAG, _ONE, _PERF, _COST, _CHURN, _SMOOTH, _TIMING = range(len(STEP_FIELDS))
 
 
 class _EmptyInfo(dict):
@@ -184,6 +197,23 @@ def gather_rows(tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return tensor.index_select(0, row_index(index).to(tensor.device))
 
 
+def buy_outcomes(open_: np.ndarray, close: np.ndarray, horizon: int) -> np.ndarray:
+    """Timing bonus of a BUY decided on each row: ``TIMING_BONUS_GOOD`` when
+    ``close[t + horizon]`` is above the fill ``open[t + 1]``, else ``TIMING_BONUS_BAD``; 0 where
+    ``t + horizon`` is past the frame. Read only when the bonus is paid, at bar ``t + horizon``.
+
+    :param open_: ``(n_rows,)`` open prices.
+    :param close: ``(n_rows,)`` close prices.
+    :param horizon: N, hours from the fill to the judging close (>= 1).
+    :return: ``(n_rows,)`` float64 bonuses.
+    """
+    out = np.zeros(len(close))
+    judged = np.arange(len(close) - horizon)
+    good = close[judged + horizon] > open_[judged + 1]
+    out[judged] = np.where(good, TIMING_BONUS_GOOD, TIMING_BONUS_BAD)
+    return out
+
+
 def gather_windows(tensor: torch.Tensor, index: torch.Tensor, window: int = WINDOW) -> torch.Tensor:
     """Trailing windows ``tensor[t - window + 1 : t + 1]`` for each index, in one indexing op.
 
@@ -221,6 +251,8 @@ class BatchCryptoEnv(VecEnv):
     :param device: torch device or ``"auto"``.
     :param dtype: float dtype of the state (float64 for exact comparisons with the reference).
     :param seed: seed of the env's torch generator (start rows, ``w_cost``); random if None.
+    :param size: ``(n_rows,)`` size multiplier of ``sizing="vol_target"`` (required then;
+        :meth:`from_segment_frame` computes it with :func:`~cryptorl_core.env.sizing.vol_target_size`).
     """
 
     position = _StateField("position")
@@ -242,6 +274,7 @@ class BatchCryptoEnv(VecEnv):
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
         seed: int | None = None,
+        size: np.ndarray | None = None,
     ) -> None:
         self.config = config if config is not None else EnvConfig()
         if mode not in MODES:
@@ -277,6 +310,12 @@ class BatchCryptoEnv(VecEnv):
         self._bars = torch.as_tensor(np.stack(bars), device=self.device, dtype=dtype)
         self._start_rows = torch.as_tensor(market.start_rows, device=self.device)
         self._run_end = torch.as_tensor(market.run_end, device=self.device)
+        self._size = self._size_column(size)
+        self._timing_scale = float(self.config.timing_bonus_scale)
+        self._buy_outcome = None
+        if self._timing_scale != 0.0:
+            outcomes = buy_outcomes(market.open, market.close, self.config.timing_bonus_horizon)
+            self._buy_outcome = torch.as_tensor(outcomes, device=self.device, dtype=dtype)
 
         self.initial_seed = (
             int(seed) if seed is not None else int(np.random.SeedSequence().entropy % 2**63)
@@ -298,6 +337,18 @@ class BatchCryptoEnv(VecEnv):
         self._t_start = time.time()
 
     # ------------------------------------------------------------------ constructors
+
+    def _size_column(self, size: np.ndarray | None) -> torch.Tensor | None:
+        """The per-row size multiplier on the device (``sizing="vol_target"``), else None."""
+        if self.config.sizing == "agent":
+            return None
+        if size is None:
+            raise ValueError("sizing='vol_target' needs the per-row size column: build the env with "
+                             "from_segment_frame, or pass size= (env.sizing.vol_target_size)")
+        column = np.asarray(size, dtype=np.float64).reshape(-1)
+        if column.shape != (self.market.n_rows,) or not np.all(np.isfinite(column)):
+            raise ValueError(f"size must be {self.market.n_rows} finite values, one per frame row")
+        return torch.as_tensor(column, device=self.device, dtype=self.dtype)
 
     @classmethod
     def from_arrays(
@@ -333,8 +384,13 @@ class BatchCryptoEnv(VecEnv):
         :param split: ``"train"`` for training, ``"eval"`` or ``"test"`` for evaluation.
         :param config: environment configuration.
         :param device: torch device or ``"auto"``.
-        :param kwargs: forwarded to the constructor (``n_envs``, ``mode``, ``dtype``, ``seed``).
+        :param kwargs: forwarded to the constructor (``n_envs``, ``mode``, ``dtype``, ``seed``,
+            ``size``; ``sizing="vol_target"`` computes ``size`` from the frame when not given).
         """
+        if config is not None and config.sizing == "vol_target" and kwargs.get("size") is None:
+            from cryptorl_core.env.sizing import vol_target_size
+
+            kwargs["size"] = vol_target_size(frame)
         return cls(SegmentMarket.from_frame(frame, split), config, device=device, **kwargs)
 
     # ------------------------------------------------------------------ state
@@ -362,6 +418,11 @@ class BatchCryptoEnv(VecEnv):
         self.reward_cost = self._step_out[_COST]
         self.reward_churn = self._step_out[_CHURN]
         self.reward_smooth = self._step_out[_SMOOTH]
+        self.reward_timing = self._step_out[_TIMING]
+        # Timing bonuses owed, one row per step of delay (ring buffer indexed by the step count).
+        horizon = self.config.timing_bonus_horizon if self._buy_outcome is not None else 1
+        self._pending = torch.zeros(horizon, n, device=self.device, dtype=self.dtype)
+        self._tick = 0
         self._target, self._dpos, self._cost_frac = zeros(), zeros(), zeros()
         self._growth, self._carry, self._earn = zeros(), zeros(), zeros()
         self._bar_out = torch.zeros(self._bars.shape[0], n, device=self.device, dtype=self.dtype)
@@ -405,6 +466,7 @@ class BatchCryptoEnv(VecEnv):
         self.last_row.index_copy_(0, index, self._run_end.index_select(0, start))
         self._state.index_copy_(1, index, self._fresh[:, :k])
         self._state_rows[_W_COST].index_copy_(0, index, w_cost)
+        self._pending.index_fill_(1, index, 0.0)  # an ended episode's BUYs are never paid
         return start, w_cost
 
     def set_w_cost_distribution(
@@ -458,16 +520,26 @@ class BatchCryptoEnv(VecEnv):
         self._actions = act
 
     def target_position(
-        self, actions: torch.Tensor, out: torch.Tensor | None = None
+        self, actions: torch.Tensor, out: torch.Tensor | None = None, rows: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Map raw actions to executable target positions: scale by ``action_gain``, clip, round
-        to ``position_step``, clip.
+        to ``position_step``, clip. With ``sizing="vol_target"``, then the sign of that target
+        times the size column at the decision rows, rounded and clipped again.
 
         :param actions: ``(n_envs,)`` raw actions.
         :param out: optional ``(n_envs,)`` tensor to write the result into.
+        :param rows: decision rows of the actions (default: each env's current row).
         :return: ``(n_envs,)`` target positions in ``[-1, 1]`` (``[0, 1]`` if long-only).
         """
-        target = torch.mul(actions, self.config.action_gain, out=out).clamp_(self._low_position, 1.0)
+        target = self._to_grid(torch.mul(actions, self.config.action_gain, out=out))
+        if self._size is not None:
+            size = self._size.index_select(0, self.row if rows is None else rows)
+            self._to_grid(target.sign_().mul_(size))
+        return target
+
+    def _to_grid(self, target: torch.Tensor) -> torch.Tensor:
+        """Clip to the allowed range, round to ``position_step``, clip again (in place)."""
+        target.clamp_(self._low_position, 1.0)
         step = self.config.position_step
         if step > 0:
             # divide (not multiply by 1 / step): the same rounding as the reference
@@ -526,6 +598,8 @@ class BatchCryptoEnv(VecEnv):
         torch.add(out[_CHURN], out[_SMOOTH], out=out[_COST])
         cost_weight = self.curriculum_lambda * cfg.max_penalty_scale
         torch.addcmul(out[_PERF], state[_W_COST], out[_COST], value=cost_weight, out=out[_REWARD])
+        if self._buy_outcome is not None:
+            self._pay_timing_bonus(dpos)
 
         self._accumulators.add_(self._step_out[: _ONE + 1])  # reward, fee, |dpos|, traded?, 1
         nav.mul_(growth)
@@ -543,6 +617,19 @@ class BatchCryptoEnv(VecEnv):
             packed += [out[_PERF], out[_COST]]
         # a new tensor every step (obs are views of it); the one sync of a step without ends
         return torch.stack(packed).cpu().numpy()
+
+    def _pay_timing_bonus(self, dpos: torch.Tensor) -> None:
+        """Owe each BUY of this step its outcome N - 1 steps ahead (the step that consumes bar
+        t + N), then pay what is owed now into ``reward_timing`` and the reward."""
+        horizon = self._pending.shape[0]
+        owed = self._buy_outcome.index_select(0, self.row).mul_(dpos > 0)
+        self._pending[(self._tick + horizon - 1) % horizon].add_(owed)
+        due = self._pending[self._tick % horizon]
+        paid = self._step_rows[_TIMING]
+        paid.copy_(due)
+        due.zero_()
+        self._tick += 1
+        self._step_rows[_REWARD].add_(paid, alpha=self._timing_scale)
 
     def _end_episodes(
         self,

@@ -12,6 +12,9 @@ __all__ = [
     "EXECUTION_LAGS",
     "MIN_GROWTH",
     "PROFILE_ACTION_GAIN",
+    "SIZINGS",
+    "TIMING_BONUS_BAD",
+    "TIMING_BONUS_GOOD",
     "EnvConfig",
     "check_w_cost_distribution",
     "resolve_device",
@@ -32,6 +35,14 @@ PROFILE_ACTION_GAIN = 2.0
 #: Floor of the one-step NAV growth factor, so ``log`` stays finite if a short is wiped out.
 MIN_GROWTH = 1e-6
 
+#: Who sets the size of the executed position: the agent (``clip(action_gain * action)``), or
+#: the agent the direction and timing and the ``vol_target`` rule the size (plan B, seed 004).
+SIZINGS = ("agent", "vol_target")
+
+#: Seed 004's timing bonus: paid for a good BUY, and for a bad one (before ``timing_bonus_scale``).
+TIMING_BONUS_GOOD = 5.0
+TIMING_BONUS_BAD = -2.0
+
 
 @dataclass
 class EnvConfig:
@@ -40,8 +51,19 @@ class EnvConfig:
     Reward (the seed's MORL form), per step::
 
         reward = r_perf + curriculum_lambda * w_cost * r_cost * max_penalty_scale
+                 + timing_bonus_scale * r_timing
         r_perf = reward_scale * log(NAV_{t+1} / NAV_t)            (net of fee and slippage)
         r_cost = -(churn_coef * |dpos_t| + smooth_coef * (dpos_t - dpos_{t-1}) ** 2)
+        r_timing = +5 / -2 on the step that ends on bar s + N, for a BUY decided on bar s
+                   (dpos_s > 0, filled at open[s+1]) whose close[s + N] is above / not above
+                   open[s+1]; 0 on every other step (seed 004's timing bonus, plan B)
+
+    The timing bonus is delayed, never anticipated: a BUY's outcome is known at bar s + N's
+    close, and it is paid in the reward of the step that consumes that bar, so no future price
+    reaches the reward of an earlier step or any observation. A BUY whose episode ends before
+    bar s + N earns nothing. ``N = timing_bonus_horizon``; "BUY" and "good" are the definitions
+    of :func:`~cryptorl_core.backtest.timing.timing_quality` (an increase of the position;
+    the price N hours after the fill strictly higher than the fill).
 
     :param n_envs: number of parallel environments (the constructor may override it).
     :param episode_length: maximum steps of a training episode (``mode="random"``); an episode
@@ -73,6 +95,16 @@ class EnvConfig:
         ``(n_envs,)`` tensors ``reward_perf``, ``reward_cost``, ``reward_churn``,
         ``reward_smooth``, which a callback reads with
         ``self.training_env.get_attr("reward_perf")[0]`` after each step.
+    :param timing_bonus_scale: weight of seed 004's timing bonus ``r_timing`` in the reward
+        (0, the default: off). Needs ``execution_lag=1``.
+    :param timing_bonus_horizon: N, hours from a BUY's fill to the close that judges it; the
+        default is :class:`~cryptorl_core.backtest.config.BacktestConfig`'s ``timing_horizon_h``.
+    :param sizing: ``"agent"`` (default): the target position is the agent's
+        ``clip(action_gain * action)`` on the grid. ``"vol_target"`` (plan B): the agent sets
+        direction and timing, the sign of that target (0 when it rounds to flat), and the
+        ``vol_target`` rule sets the size: ``sign * min(1, target_vol / trailing realised vol)``
+        on the grid, from a per-row multiplier precomputed causally from closes up to the
+        decision bar (:func:`~cryptorl_core.env.sizing.vol_target_size`).
     """
 
     n_envs: int = 16
@@ -95,6 +127,9 @@ class EnvConfig:
     w_cost_beta: float = 1.0
     bankrupt_nav: float = 0.1
     step_info: bool = False
+    timing_bonus_scale: float = 0.0
+    timing_bonus_horizon: int = 24
+    sizing: str = "agent"
 
     def __post_init__(self) -> None:
         if self.n_envs < 1:
@@ -111,6 +146,12 @@ class EnvConfig:
             raise ValueError(f"action_gain must be > 0, got {self.action_gain}")
         if not 0.0 <= self.position_step <= 1.0:
             raise ValueError(f"position_step must be in [0, 1], got {self.position_step}")
+        if self.sizing not in SIZINGS:
+            raise ValueError(f"sizing must be one of {SIZINGS}, got {self.sizing!r}")
+        if self.timing_bonus_horizon < 1:
+            raise ValueError(f"timing_bonus_horizon must be >= 1, got {self.timing_bonus_horizon}")
+        if self.timing_bonus_scale != 0.0 and self.execution_lag != 1:
+            raise ValueError("the timing bonus judges fills at the next open: it needs execution_lag=1")
         check_w_cost_distribution(
             self.w_cost_low,
             self.w_cost_high,

@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from cryptorl_core.env.config import MIN_GROWTH, EnvConfig
+from cryptorl_core.env.config import MIN_GROWTH, TIMING_BONUS_BAD, TIMING_BONUS_GOOD, EnvConfig
 from cryptorl_core.schema import WINDOW
 
 
@@ -24,6 +24,7 @@ class ReferenceCryptoEnv:
     :param valid_rows: row indices of the split.
     :param config: the same configuration as the batched env.
     :param max_steps: episode step limit (``config.episode_length`` if None).
+    :param size: size multiplier of every row (``sizing="vol_target"``).
     """
 
     def __init__(
@@ -33,6 +34,7 @@ class ReferenceCryptoEnv:
         valid_rows: Iterable[int],
         config: EnvConfig,
         max_steps: int | None = None,
+        size: Sequence[float] | None = None,
     ) -> None:
         self.open = [float(x) for x in open_]
         self.close = [float(x) for x in close]
@@ -42,6 +44,9 @@ class ReferenceCryptoEnv:
         self.curriculum_lambda = config.curriculum_lambda
         self.churn_coef = config.churn_coef
         self.smooth_coef = config.smooth_coef
+        self.size = None if size is None else [float(x) for x in size]
+        if config.sizing == "vol_target" and self.size is None:
+            raise ValueError("sizing='vol_target' needs the size of every row")
         self.t = -1
 
     def reset(self, start_row: int, w_cost: float) -> dict[str, float]:
@@ -58,19 +63,39 @@ class ReferenceCryptoEnv:
         self.fees_paid = 0.0
         self.turnover = 0.0
         self.episode_reward = 0.0
+        self.owed: dict[int, float] = {}  # row whose step pays -> timing bonus owed
         return self.observation()
 
     def observation(self) -> dict[str, float]:
         return {"market": float(self.t), "position": self.position, "w_cost": self.w_cost}
 
     def target(self, action: float) -> float:
-        """Scale by the action gain, clip to the allowed range, round to the position grid, clip again."""
+        """Scale by the action gain, clip to the allowed range, round to the position grid, clip again;
+        with ``sizing="vol_target"`` the sign of that times the row's size, on the grid."""
         low = 0.0 if self.config.long_only else -1.0
         target = min(max(self.config.action_gain * float(action), low), 1.0)
+        target = self.on_grid(target)
+        if self.config.sizing == "vol_target":
+            sign = (target > 0) - (target < 0)
+            target = self.on_grid(min(max(sign * self.size[self.t], low), 1.0))
+        return target
+
+    def on_grid(self, target: float) -> float:
+        """Round to the position grid and clip."""
+        low = 0.0 if self.config.long_only else -1.0
         grid = self.config.position_step
         if grid > 0:
             target = min(max(round(target / grid) * grid, low), 1.0)
         return target
+
+    def timing_bonus(self, dpos: float) -> float:
+        """Owe a BUY made now its outcome at bar t + N, then return what this step pays
+        (the step from row t consumes bar t + 1, so a bonus owed for bar s is paid from row s - 1)."""
+        n, t = self.config.timing_bonus_horizon, self.t
+        if dpos > 0 and t + n < len(self.close):
+            good = self.close[t + n] > self.open[t + 1]
+            self.owed[t + n - 1] = self.owed.get(t + n - 1, 0.0) + (TIMING_BONUS_GOOD if good else TIMING_BONUS_BAD)
+        return self.owed.pop(t, 0.0)
 
     def step(self, action: float) -> tuple[dict[str, float], float, bool, bool, dict[str, Any]]:
         """One bar. :return: observation, reward, terminated, truncated, info."""
@@ -100,6 +125,8 @@ class ReferenceCryptoEnv:
         r_smooth = -self.smooth_coef * (dpos - self.prev_dpos) ** 2
         r_cost = r_churn + r_smooth
         reward = r_perf + self.curriculum_lambda * self.w_cost * r_cost * cfg.max_penalty_scale
+        r_timing = self.timing_bonus(dpos) if cfg.timing_bonus_scale != 0.0 else 0.0
+        reward += cfg.timing_bonus_scale * r_timing
 
         self.nav = self.nav * growth
         self.fees_paid += fee
@@ -120,5 +147,6 @@ class ReferenceCryptoEnv:
             "reward_cost": r_cost,
             "reward_churn": r_churn,
             "reward_smooth": r_smooth,
+            "reward_timing": r_timing,
         }
         return self.observation(), reward, terminated, truncated, info

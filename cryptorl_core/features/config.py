@@ -4,6 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cryptorl_core.schema import CRYPTO_SYMBOLS
+
+#: Seed 004's plan B "V7 ultra-simple" inputs: 12 BTC-only technical columns (returns, a price
+#: z-score, two volatility estimators, range, volume, three oscillators), among them the HMM's
+#: two inputs (``BTC_ret_72h``, ``BTC_vol_gk_24``).
+SIMPLE_COLUMNS = (
+    "BTC_ret_1h", "BTC_ret_4h", "BTC_ret_24h", "BTC_ret_72h", "BTC_zclose_24", "BTC_vol_gk_24",
+    "BTC_vol_rv_24", "BTC_range_hl", "BTC_volume_z_24", "BTC_rsi_14", "BTC_ema_gap_12_48",
+    "BTC_macd_hist",
+)
+
 
 @dataclass(frozen=True)
 class FeatureConfig:
@@ -28,6 +39,10 @@ class FeatureConfig:
     :param adf_maxlag: fixed ADF lag order (fast and deterministic).
     :param clip_sigma: z-scored features are clipped to +/- this many train std.
     :param min_std: floor on a train std so constant columns do not blow up.
+    :param symbols: crypto symbols whose blocks are computed (and FFD-fitted); the cross-asset
+        block needs BTC and ETH.
+    :param columns: keep only these technical columns, in this order (empty: every column);
+        a name the market data does not produce is an error.
     """
 
     return_horizons: tuple[int, ...] = (1, 4, 12, 24, 72, 168)
@@ -49,6 +64,8 @@ class FeatureConfig:
     adf_maxlag: int = 1
     clip_sigma: float = 10.0
     min_std: float = 1e-8
+    symbols: tuple[str, ...] = CRYPTO_SYMBOLS
+    columns: tuple[str, ...] = ()
 
     @classmethod
     def quick(cls) -> FeatureConfig:
@@ -57,3 +74,8 @@ class FeatureConfig:
     @classmethod
     def full(cls) -> FeatureConfig:
         return cls()
+
+    @classmethod
+    def simple(cls) -> FeatureConfig:
+        """Seed 004's "V7 ultra-simple": one asset (BTC), the 12 :data:`SIMPLE_COLUMNS`."""
+        return cls(symbols=("BTC",), columns=SIMPLE_COLUMNS)

@@ -70,7 +70,7 @@ def fit_ffd_orders(market: pd.DataFrame, mask: np.ndarray, cfg: FeatureConfig) -
     """FFD order per crypto symbol, chosen by ADF on the masked (train) rows."""
     d, p = {}, {}
     for sym in CRYPTO_SYMBOLS:
-        if f"{sym}_close" in market:
+        if f"{sym}_close" in market and sym in cfg.symbols:
             d[sym], p[sym] = min_stationary_d(
                 np.log(market[f"{sym}_close"]), mask, cfg.ffd_d_grid, cfg.ffd_threshold,
                 cfg.ffd_max_width, cfg.adf_pvalue, cfg.adf_maxlag,

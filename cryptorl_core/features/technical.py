@@ -91,12 +91,28 @@ def compute_technical(frame: pd.DataFrame, ffd_d: dict[str, float], cfg: Feature
     """
     cols: dict[str, pd.Series] = {}
     for sym in CRYPTO_SYMBOLS:
-        if f"{sym}_close" in frame:
+        if f"{sym}_close" in frame and sym in cfg.symbols:
             cols.update(crypto_features(frame, sym, ffd_d[sym], cfg))
-    cols.update(cross_asset_features(frame, cfg))
+    if {"BTC", "ETH"} <= set(cfg.symbols):
+        cols.update(cross_asset_features(frame, cfg))
     cols.update(macro_features(frame, cfg))
     cols.update(calendar_features(frame.index))
-    return pd.DataFrame(cols, index=frame.index)
+    return pd.DataFrame(select_columns(cols, cfg.columns), index=frame.index)
+
+
+def select_columns(cols: dict[str, pd.Series], keep: tuple[str, ...]) -> dict[str, pd.Series]:
+    """The ``keep`` columns of ``cols`` in that order (all of them when ``keep`` is empty).
+
+    :param cols: computed columns by name.
+    :param keep: names to keep (``FeatureConfig.columns``).
+    :raises KeyError: a kept name was not computed.
+    """
+    if not keep:
+        return cols
+    missing = [c for c in keep if c not in cols]
+    if missing:
+        raise KeyError(f"FeatureConfig.columns names columns the market data does not produce: {missing}")
+    return {c: cols[c] for c in keep}
 
 
 def is_unscaled(column: str) -> bool:

@@ -164,6 +164,7 @@ def backtest_report(
     record = report.record(directory)
     agent = record.metrics[AGENT]
     metadata: dict[str, Any] = {
+        "algo": type(model).__name__.lower(),
         "report_table": dg.MetadataValue.md(record.markdown()),
         "strategies_table": dg.MetadataValue.md(record.compact_markdown()),
         "timing_quality": markdown_table(_metrics_frame(record.metrics, TIMING_KEYS), ".3g"),

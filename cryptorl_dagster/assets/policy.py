@@ -31,11 +31,16 @@ class PolicyRunConfig(dg.Config):
     :param n_envs: parallel training envs.
     :param eval_freq: env transitions between evaluations.
     :param checkpoint_freq: env transitions between checkpoints.
-    :param algo: ``tqc``, ``sac`` or ``ppo``.
+    :param algo: ``tqc``, ``sac``, ``ppo`` (seed 004's entropy coefficient, gradient clip and
+        KL target), or plan B's ``dqn`` (over the env's 0.1 position grid) or ``a2c``.
     :param seed: training seed.
     :param n_seeds: agents trained; the best live one on the eval window is kept.
     :param embedding: feed the frozen encoder's FiLM-modulated embedding to the heads (the
         seed's design; the profiles read the HMM context directly).
+    :param timing_bonus_scale: weight of seed 004's delayed timing bonus in the reward (+5 for a
+        good BUY, -2 for a bad one; 0: off).
+    :param sizing: ``agent`` or ``vol_target`` (the agent sets direction and timing, the
+        ``vol_target`` rule the size).
     :param tiny_network: shrink every width (tokens 1, features 16, heads 16x16, batch 32) and
         publish a collapsed policy (marked) instead of failing: for smoke tests of the wiring only.
     """
@@ -48,11 +53,14 @@ class PolicyRunConfig(dg.Config):
     seed: int | None = None
     n_seeds: int | None = None
     embedding: bool | None = None
+    timing_bonus_scale: float | None = None
+    sizing: str | None = None
     tiny_network: bool = False
 
 
 def agent_config_for(profile: ProfileResource, run: PolicyRunConfig | None = None) -> AgentConfig:
-    """The profile's agent configuration with the run's overrides applied."""
+    """The profile's agent configuration with the run's overrides applied (seed 004's plan B
+    ``simple`` profile is chosen with the ``profile`` resource, since it changes the features too)."""
     config = profile.pipeline().agent
     if run is None:
         return config
@@ -64,8 +72,10 @@ def agent_config_for(profile: ProfileResource, run: PolicyRunConfig | None = Non
         changes.update(tokens=1, features_dim=16, film_hidden=8, net_arch=(16, 16), batch_size=32,
                        learning_starts=min(config.learning_starts, 64), buffer_size=min(config.buffer_size, 5_000),
                        collapse_retries=0, fail_on_collapse=False)
-    if "n_envs" in changes:
-        changes["env"] = config.env.with_overrides(n_envs=changes["n_envs"])
+    env_changes = {k: v for k, v in {"n_envs": run.n_envs, "timing_bonus_scale": run.timing_bonus_scale,
+                                     "sizing": run.sizing}.items() if v is not None}
+    if env_changes:
+        changes["env"] = config.env.with_overrides(**env_changes)
     return config.replace(**changes)
 
 
