@@ -75,7 +75,7 @@ def test_full_is_seed001_with_the_listed_departures_only() -> None:
     assert full == seed.replace(env=seed.env.with_overrides(action_gain=PROFILE_ACTION_GAIN),
                                 **FULL_DEPARTURES_FROM_SEED)
     assert FULL_DEPARTURES_FROM_SEED == {"embedding": False, "top_quantiles_to_drop_per_net": 0}
-    assert full.env == EnvConfig.full() and EnvConfig.full().action_gain == 2.0
+    assert full.env == EnvConfig.full() and EnvConfig.full().action_gain == 1.5
     assert MAEConfig.full() == MAEConfig.seed001() == MAEConfig.seed000()
     assert PipelineConfig.full().mae == MAEConfig.seed001()
     # The quick profile keeps its own cadence.
