@@ -38,14 +38,19 @@ class AgentConfig:
 
     Algorithm
     ---------
-    :param algo: ``"tqc"`` (sb3-contrib, default), ``"sac"`` or ``"ppo"`` (stable-baselines3).
-    :param total_timesteps: env transitions to train on (all envs together).
-    :param n_envs: parallel environments of the batched training env.
-    :param learning_rate: initial learning rate of every optimiser.
-    :param lr_final: if set, the learning rate decays linearly to this value by the end.
-    :param gamma: discount factor.
-    :param batch_size: transitions per gradient step (PPO: per minibatch).
-    :param buffer_size: replay buffer capacity in transitions (off-policy only).
+    Each parameter names its source: seed 000 (the WFO pipeline), seed 001 (after the
+    policy-collapse fix), seed 004 (cadence, plan B), or "project" for the project's own
+    choice; ``docs/SEEDS.md`` holds the same table with the values.
+
+    :param algo: ``"tqc"`` (sb3-contrib, default; seed 000), ``"sac"`` or ``"ppo"`` (stable-baselines3).
+    :param total_timesteps: env transitions to train on (all envs together; seed 000 30M, seed 001 25M).
+    :param n_envs: parallel environments of the batched training env (seed 000: 1024).
+    :param learning_rate: initial learning rate of every optimiser (seed 000 1e-4, seed 001 3e-4).
+    :param lr_final: if set, the learning rate decays linearly to this value by the end (seed
+        001 decays; its end value 3e-5 is the project's choice).
+    :param gamma: discount factor (seed 000: 0.95).
+    :param batch_size: transitions per gradient step (PPO: per minibatch; seed 000 2048, seed 001 512).
+    :param buffer_size: replay buffer capacity in transitions (off-policy only; seed 000: 2.5M).
     :param learning_starts: transitions collected with random actions before learning.
     :param train_freq: vector-env steps between two training phases (off-policy).
     :param gradient_steps: gradient steps per training phase (off-policy).
@@ -54,15 +59,15 @@ class AgentConfig:
         The seed's ``auto_0.5`` suits 30M steps; in the quick profile's 40k steps it was still
         above 0.03 at 25k steps, several times the per-step reward of holding through a bull
         regime (about 0.09), so the quick profile starts at 0.05.
-    :param min_ent_coef: floor of the entropy coefficient (see ``EntropyFloorCallback``).
+    :param min_ent_coef: floor of the entropy coefficient (see ``EntropyFloorCallback``; seed 001: 0.01).
     :param target_entropy: TQC/SAC's entropy target while learning ``ent_coef``: ``"auto"``
         (SB3's ``-dim(action)``) or a float (seed 001's next step: explore it).
-    :param use_sde: generalised state-dependent exploration (gSDE).
-    :param sde_sample_freq: vector-env steps between two gSDE noise resamples.
-    :param log_std_init: initial log standard deviation of the (gSDE) policy.
+    :param use_sde: generalised state-dependent exploration (gSDE; seed 001).
+    :param sde_sample_freq: vector-env steps between two gSDE noise resamples (seed 001: 64).
+    :param log_std_init: initial log standard deviation of the (gSDE) policy (seed 001: 0.0).
     :param net_arch: hidden layers of the actor and critic heads after the extractor.
     :param n_critics: critic networks (TQC/SAC).
-    :param n_quantiles: quantiles per critic (TQC).
+    :param n_quantiles: quantiles per critic (TQC; seed 000: 25).
     :param top_quantiles_to_drop_per_net: truncated quantiles per critic (TQC). The seed's 2 of
         25 made the critic risk-averse: dropping the top 8 % of a normal return distribution
         lowers its mean by 0.16 sd, which on the synthetic bull regime (hourly drift 9e-4, sd
@@ -84,9 +89,9 @@ class AgentConfig:
     Extractor (:class:`~cryptorl_core.agent.extractor.FoundationFeatureExtractor`)
     --------------------------------------------------------------------------
     :param tokens: embedding tokens per row kept from the encoder's window (mean-pooled;
-        must divide the window). The flattened embedding is ``tokens * d_model`` wide.
-    :param features_dim: output width of the fusion projector.
-    :param film_hidden: hidden width of the FiLM generator fed by the 5 HMM columns.
+        must divide the window; seed 000: 64). The flattened embedding is ``tokens * d_model`` wide.
+    :param features_dim: output width of the fusion projector (seed 000: 512).
+    :param film_hidden: hidden width of the FiLM generator fed by the 5 HMM columns (project).
     :param film_init_std: std of the FiLM output layer's initial weights: gamma starts
         near 1 and beta near 0, close enough to identity not to scramble the embeddings,
         far enough from it that the regime already modulates them at step 0.
@@ -102,6 +107,10 @@ class AgentConfig:
     Environment and curriculum
     --------------------------
     :param env: market mechanics and reward of the training env (``n_envs`` is taken from above).
+    The curriculum's numbers (``discovery_end`` .. ``lambda_final``) are seed 000's three-phase
+    curriculum; the ``w_cost`` schedule (``w_cost_*``) and the quick profile's values are the
+    project's.
+
     :param discovery_end: end (fraction of training) of the Discovery phase.
     :param discipline_end: end of the Discipline phase; Consolidation follows.
     :param churn_discovery: churn penalty at the end of Discovery (ramped from 0).
@@ -115,10 +124,10 @@ class AgentConfig:
 
     Evaluation, early stopping, monitoring
     --------------------------------------
-    :param eval_freq: env transitions between two evaluations on the eval split.
+    :param eval_freq: env transitions between two evaluations on the eval split (seed 004: 20k).
     :param eval_w_cost: fixed cost weight the evaluated policy is conditioned on.
-    :param patience: evaluations without improvement before early stopping ...
-    :param min_evals: ... which never fires before this many evaluations.
+    :param patience: evaluations without improvement before early stopping (seed 004: 25) ...
+    :param min_evals: ... which never fires before this many evaluations (seed 004: 100).
     :param min_delta: smallest eval-reward gain that counts as an improvement.
     :param overfit_margin: warn once the train performance reward per step exceeds the
         eval one by more than this (reward units per step, i.e. ``reward_scale * log``-growth);
@@ -129,13 +138,13 @@ class AgentConfig:
 
     Checkpoints
     -----------
-    :param checkpoint_freq: env transitions between two resume checkpoints.
+    :param checkpoint_freq: env transitions between two resume checkpoints (seed 004: 100k).
     :param keep_checkpoints: rotating checkpoints kept on disk.
     :param save_replay_buffer: store the replay buffer with each checkpoint (exact resume
         of off-policy learning); without it a resumed run refills the buffer from scratch.
 
-    Collapse floors
-    ---------------
+    Collapse floors (the project's; seed 001's own answer to collapse is the entropy floor)
+    ---------------------------------------------------------------------------------------
     :param min_action_std: the deterministic policy's action std on the eval window must
         exceed this for the policy to count as not collapsed.
     :param min_trades: ... and it must trade (change position) at least this often.

@@ -23,6 +23,10 @@ SEED000_MAE_EPOCHS = 90
 class MAEConfig:
     """Architecture and training hyper-parameters of :class:`~cryptorl_core.encoder.model.CryptoMAE`.
 
+    Sources: ``window``, ``d_model``, ``n_heads``, ``n_layers``, ``dim_feedforward`` and
+    ``epochs`` (90, in :meth:`seed000`) are seed 000's; the rest (decoder, masking, optimiser,
+    early stopping, sampling caps) are the project's choices (``docs/SEEDS.md``).
+
     :param window: time steps per input window (the agent's observation window).
     :param d_model: token width of the transformer.
     :param n_heads: attention heads (must divide ``d_model``).
