@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cryptorl_core.agent import AgentConfig
-from cryptorl_core.agent.experiment import apply_overrides, parse_overrides, summarize
+from cryptorl_core.experiment import apply_overrides, parse_overrides, summarize
 
 
 def test_overrides_parse_literals_and_set_agent_and_env_fields():

@@ -15,9 +15,6 @@ from cryptorl_core.backtest.baselines import (
     segment_baseline_positions,
     sma_crossover,
     trailing_mean,
-    trailing_volatility,
-    vol_target,
-    vol_target_level,
 )
 from cryptorl_core.backtest.config import BacktestConfig
 from cryptorl_core.backtest.regime_baselines import (
@@ -35,6 +32,7 @@ from cryptorl_core.backtest.regime_baselines import (
 from cryptorl_core.lookahead import find_lookahead
 from cryptorl_core.regime.model import stable_order
 from cryptorl_core.schema import HMM_PROB_COLUMNS
+from cryptorl_core.vol_target import trailing_volatility, vol_target, vol_target_level
 
 TENT = [1.0, 2.0, 3.0, 4.0, 5.0, 4.0, 3.0, 2.0, 1.0]
 

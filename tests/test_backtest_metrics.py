@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cryptorl_core.backtest.collapse import action_bins, collapse_stats, is_collapsed
+from cryptorl_core.backtest.collapse import is_collapsed
 from cryptorl_core.backtest.config import BacktestConfig
 from cryptorl_core.backtest.metrics import (
     annualised_return,
@@ -48,6 +48,7 @@ from cryptorl_core.backtest.significance import (
     sharpe_significance,
 )
 from cryptorl_core.backtest.timing import timing_quality
+from cryptorl_core.policy_stats import action_bins, collapse_stats
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SQRT_8760 = math.sqrt(8760)

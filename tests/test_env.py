@@ -178,7 +178,7 @@ def test_batched_env_matches_scalar_reference(overrides: dict, device: str) -> N
 
 def _vol_target_column(close: np.ndarray, window: int = 20) -> np.ndarray:
     """The vol_target rule's size column over ``close`` (target: the median trailing volatility)."""
-    from cryptorl_core.backtest.baselines import trailing_volatility, vol_target
+    from cryptorl_core.vol_target import trailing_volatility, vol_target
 
     vol = trailing_volatility(close, window)
     return vol_target(close, window, float(np.nanmedian(vol)))

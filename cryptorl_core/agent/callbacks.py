@@ -31,8 +31,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
 from cryptorl_core.agent.config import AgentConfig
-from cryptorl_core.backtest.collapse import collapse_stats
 from cryptorl_core.env.discrete import env_actions
+from cryptorl_core.policy_stats import collapse_stats
 
 logger = logging.getLogger(__name__)
 

@@ -11,11 +11,8 @@ from cryptorl_core.backtest.baselines import (
     momentum,
     segment_baseline_positions,
     sma_crossover,
-    trailing_volatility,
-    vol_target,
-    vol_target_level,
 )
-from cryptorl_core.backtest.collapse import CollapseStats, collapse_stats, is_collapsed
+from cryptorl_core.backtest.collapse import is_collapsed
 from cryptorl_core.backtest.config import HOURS_PER_YEAR, BacktestConfig
 from cryptorl_core.backtest.metrics import (
     compute_metrics,
@@ -47,11 +44,9 @@ from cryptorl_core.backtest.timing import TimingQuality, timing_quality
 __all__ = [
     "HOURS_PER_YEAR",
     "BacktestConfig",
-    "CollapseStats",
     "TimingQuality",
     "baseline_positions",
     "buy_and_hold",
-    "collapse_stats",
     "compute_metrics",
     "deflated_sharpe_ratio",
     "drawdown_png",
@@ -75,7 +70,4 @@ __all__ = [
     "sma_crossover",
     "sortino_ratio",
     "timing_quality",
-    "trailing_volatility",
-    "vol_target",
-    "vol_target_level",
 ]

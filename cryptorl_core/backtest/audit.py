@@ -33,9 +33,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from cryptorl_core.backtest.collapse import CollapseStats, collapse_stats, is_collapsed
+from cryptorl_core.backtest.collapse import is_collapsed
 from cryptorl_core.backtest.config import BacktestConfig
 from cryptorl_core.backtest.runner import BacktestRun
+from cryptorl_core.policy_stats import CollapseStats, collapse_stats
 
 #: Attribution groups, in display order.
 GROUPS = ("technical", "hmm", "position", "w_cost")

@@ -7,8 +7,9 @@ outputs. The output is the *decision* at each bar; the environment fills it with
 execution lag (next bar's open) and costs, exactly as it does the agent's actions.
 Bars before a rule has enough history get a flat (0) target.
 
-``vol_target`` also takes one fitted number, the target volatility: the median trailing
-volatility over the segment's train rows (:func:`vol_target_level`), fitted like every other
+``vol_target`` is the volatility-target rule of :mod:`cryptorl_core.vol_target`; it also takes
+one fitted number, the target volatility: the median trailing volatility over the segment's
+train rows (:func:`~cryptorl_core.vol_target.vol_target_level`), fitted like every other
 statistic of a segment on train rows only.
 """
 
@@ -25,7 +26,8 @@ from cryptorl_core.backtest.regime_baselines import (
     regime_oracle_positions,
     regime_rule_positions,
 )
-from cryptorl_core.schema import PRICE_CLOSE_COL, SPLIT_COL, TRAIN, TRUE_REGIME_COL
+from cryptorl_core.schema import PRICE_CLOSE_COL, TRUE_REGIME_COL
+from cryptorl_core.vol_target import segment_vol_target
 
 ArrayLike = np.ndarray | pd.Series | Sequence[float]
 
@@ -112,73 +114,6 @@ def momentum(prices: ArrayLike, lookback: int, long_only: bool = True) -> np.nda
     return np.maximum(out, 0.0) if long_only else out
 
 
-def log_returns(prices: ArrayLike) -> np.ndarray:
-    """Close-to-close log returns ``log(close[t] / close[t-1])``, NaN at bar 0.
-
-    :param prices: closes (positive).
-    :return: array aligned with ``prices``.
-    """
-    px = _closes(prices)
-    out = np.full(len(px), np.nan)
-    out[1:] = np.log(px[1:] / px[:-1])
-    return out
-
-
-def trailing_volatility(prices: ArrayLike, window: int) -> np.ndarray:
-    """Realised volatility at each bar: the standard deviation (``ddof=1``) of the last
-    ``window`` close-to-close log returns, the newest being bar ``t``'s own.
-
-    Hourly (not annualised): the ``vol_target`` baseline only uses ratios of it. Each value is
-    computed from its own window, so it never depends on where the series starts or ends.
-
-    :param prices: closes.
-    :param window: returns per window, >= 2.
-    :return: array aligned with ``prices``; NaN for the first ``window`` bars.
-    """
-    if window < 2:
-        raise ValueError(f"window must be >= 2 returns, got {window}")
-    r = log_returns(prices)[1:]
-    out = np.full(len(r) + 1, np.nan)
-    if len(r) >= window:
-        out[window:] = np.lib.stride_tricks.sliding_window_view(r, window).std(axis=1, ddof=1)
-    return out
-
-
-def vol_target_level(volatility: ArrayLike, fit_rows: ArrayLike) -> float:
-    """Target volatility of ``vol_target``: the median of ``volatility`` over the fit rows.
-
-    :param volatility: :func:`trailing_volatility`, one value per row.
-    :param fit_rows: boolean mask of the rows to fit on (a segment's train rows).
-    :return: the median of the finite values on those rows.
-    """
-    vol = np.asarray(volatility, dtype=float)
-    mask = np.asarray(fit_rows, dtype=bool)
-    if mask.shape != vol.shape:
-        raise ValueError(f"fit_rows {mask.shape} must align with volatility {vol.shape}")
-    fitted = vol[mask & np.isfinite(vol)]
-    if len(fitted) == 0:
-        raise ValueError("no fit row has a trailing volatility: too few rows for the window")
-    return float(np.median(fitted))
-
-
-def vol_target(prices: ArrayLike, window: int, target_vol: float, max_position: float = 1.0) -> np.ndarray:
-    """Buy-and-hold scaled by ``target_vol / trailing realised volatility``, in ``[0, max_position]``.
-
-    :param prices: closes.
-    :param window: returns per volatility window (:func:`trailing_volatility`).
-    :param target_vol: volatility aimed at (same hourly units; :func:`vol_target_level`).
-    :param max_position: cap of the position (1 = no leverage).
-    :return: targets; 0 before the first full window, ``max_position`` when the trailing
-        volatility is 0.
-    """
-    if target_vol <= 0 or max_position <= 0:
-        raise ValueError(f"need target_vol > 0 and max_position > 0, got {target_vol}, {max_position}")
-    vol = trailing_volatility(prices, window)
-    ready = np.isfinite(vol)
-    scaled = np.divide(target_vol, vol, out=np.full(len(vol), np.inf), where=ready & (vol > 0))
-    return np.where(ready, np.clip(scaled, 0.0, max_position), 0.0)
-
-
 def baseline_positions(
     prices: ArrayLike, config: BacktestConfig | None = None
 ) -> dict[str, np.ndarray]:
@@ -196,20 +131,6 @@ def baseline_positions(
         "sma_crossover": sma_crossover(prices, cfg.sma_fast, cfg.sma_slow, cfg.sma_allow_short),
         "momentum": momentum(prices, cfg.momentum_lookback_h, cfg.momentum_long_only),
     }
-
-
-def segment_vol_target(frame: pd.DataFrame, config: BacktestConfig | None = None) -> np.ndarray:
-    """``vol_target`` over a segment frame, its target volatility fitted on the train rows.
-
-    :param frame: segment frame (``price_close`` and ``split`` columns).
-    :param config: window and cap.
-    :return: one target per frame row.
-    """
-    cfg = config or BacktestConfig()
-    closes = frame[PRICE_CLOSE_COL].to_numpy(dtype=float)
-    level = vol_target_level(trailing_volatility(closes, cfg.vol_target_window_h),
-                             frame[SPLIT_COL].to_numpy() == TRAIN)
-    return vol_target(closes, cfg.vol_target_window_h, level, cfg.vol_target_max_position)
 
 
 def segment_baseline_positions(
@@ -233,7 +154,7 @@ def segment_baseline_positions(
     """
     cfg = config or BacktestConfig()
     targets = baseline_positions(frame[PRICE_CLOSE_COL].to_numpy(), cfg)
-    targets[VOL_TARGET] = segment_vol_target(frame, cfg)
+    targets[VOL_TARGET] = segment_vol_target(frame, cfg.vol_target_window_h, cfg.vol_target_max_position)
     if regime_context is not None:
         weights = cfg.regime_rule_weights
         targets[REGIME_RULE] = regime_rule_positions(regime_context, weights=weights, frame=frame)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from cryptorl_core.policy_stats import ACTION_BIN_WIDTH
+from cryptorl_core.vol_target import VOL_TARGET_MAX_POSITION, VOL_TARGET_WINDOW_H
+
 #: Hours in a year. Crypto trades 24/7, so hourly returns annualise with 24 * 365
 #: periods (not the 252 * 6.5 hours of an equity session).
 HOURS_PER_YEAR = 8760
@@ -79,11 +82,11 @@ class BacktestConfig:
     sma_allow_short: bool = False
     momentum_lookback_h: int = 168
     momentum_long_only: bool = True
-    vol_target_window_h: int = 168
-    vol_target_max_position: float = 1.0
+    vol_target_window_h: int = VOL_TARGET_WINDOW_H
+    vol_target_max_position: float = VOL_TARGET_MAX_POSITION
     regime_rule_weights: tuple[float, float, float, float] = (1.0, 0.0, -1.0, -1.0)
     oracle_regime_positions: tuple[float, float, float, float] = (1.0, -1.0, 0.0, -1.0)
-    action_bin_width: float = 0.1
+    action_bin_width: float = ACTION_BIN_WIDTH
     collapse_max_modal_share: float = 0.95
     collapse_min_trades: int = 10
     collapse_min_entropy_frac: float = 0.05

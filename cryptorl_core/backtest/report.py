@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cryptorl_core.backtest.collapse import CollapseStats, collapse_stats, is_collapsed
+from cryptorl_core.backtest.collapse import is_collapsed
 from cryptorl_core.backtest.config import BacktestConfig
 from cryptorl_core.backtest.exposure import EXPOSURE_MATCHED, run_exposure_matched, timing_alpha
 from cryptorl_core.backtest.metrics import (
@@ -59,6 +59,7 @@ from cryptorl_core.backtest.runner import (
 from cryptorl_core.backtest.stochastic import StochasticEvaluation, evaluate_stochastic
 from cryptorl_core.backtest.verdict import verdict_line
 from cryptorl_core.env import EnvConfig
+from cryptorl_core.policy_stats import CollapseStats, collapse_stats
 from cryptorl_core.schema import TEST
 
 AGENT = "agent"

@@ -27,7 +27,7 @@ import pandas as pd
 from cryptorl_core.agent.config import AgentConfig
 from cryptorl_core.backtest.audit import audit_policy
 from cryptorl_core.backtest.baselines import REGIME_RULE, VOL_TARGET
-from cryptorl_core.backtest.collapse import collapse_stats, is_collapsed
+from cryptorl_core.backtest.collapse import is_collapsed
 from cryptorl_core.backtest.compare import load_policy
 from cryptorl_core.backtest.config import BacktestConfig
 from cryptorl_core.backtest.report import (
@@ -42,6 +42,7 @@ from cryptorl_core.backtest.report import (
 from cryptorl_core.backtest.summary import summarize_folders
 from cryptorl_core.device import resolve_device
 from cryptorl_core.env import EnvConfig
+from cryptorl_core.policy_stats import collapse_stats
 from cryptorl_core.schema import TEST
 from cryptorl_dagster.metadata import markdown_table, png_markdown
 from cryptorl_dagster.partitions import segment_partitions

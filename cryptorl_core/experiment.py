@@ -9,7 +9,7 @@ grid over agent settings re-trains only the agent.
 
 From a shell (the command each row of ``docs/EXPERIMENTS.md`` names)::
 
-    python -m cryptorl_core.agent.experiment --profile quick --segments 2021-Q1,2023-Q3 \\
+    python -m cryptorl_core.experiment --profile quick --segments 2021-Q1,2023-Q3 \\
         --set gamma=0.99 --set learning_rate=3e-4 --seeds 0,1
 
 Test rows are in the segment frame (the split labels need them) but nothing here reads them:
@@ -35,13 +35,13 @@ from cryptorl_core.agent.config import AgentConfig
 from cryptorl_core.agent.market_tensors import MarketTensors
 from cryptorl_core.agent.train import load_policy, train_policy
 from cryptorl_core.backtest.baselines import buy_and_hold
-from cryptorl_core.backtest.collapse import collapse_stats
 from cryptorl_core.backtest.regime_baselines import regime_rule_positions
 from cryptorl_core.backtest.runner import run_backtest, run_targets
 from cryptorl_core.data.synthetic import generate_synthetic_market
 from cryptorl_core.encoder.checkpoint import load_encoder, save_encoder
 from cryptorl_core.encoder.train import train_mae
 from cryptorl_core.features.pipeline import build_segment_frame
+from cryptorl_core.policy_stats import collapse_stats
 from cryptorl_core.profiles import PipelineConfig
 from cryptorl_core.regime.model import RegimeModel, fit_regime_model
 from cryptorl_core.schema import EVAL, PRICE_CLOSE_COL, TRAIN
