@@ -7,8 +7,8 @@ import warnings
 
 import dagster as dg
 
-# Partitioned asset checks are a preview feature in Dagster 1.13 (checked in
-# ../shared/DAGSTER-NOTES.md); the warning would repeat for every check at every load.
+# Partitioned asset checks are a preview feature in Dagster 1.13 (`AssetCheckSpec(partitions_def=...)`
+# emits a PreviewWarning); the warning would repeat for every check at every load.
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 from cryptorl_dagster import assets as assets_package  # noqa: E402

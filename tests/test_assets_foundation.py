@@ -31,6 +31,18 @@ def _materialize(resources, key, **kw):
                           instance=dg.DagsterInstance.ephemeral(), **kw)
 
 
+def test_defs_can_load():
+    """The code location loads: every stage, check, job and resource resolves."""
+    dg.Definitions.validate_loadable(defs)
+    repo = defs.get_repository_def()
+    keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
+    assert keys >= {"raw_market_data", "features", "hmm_model", "mae_encoder", "tqc_policy", "backtest_report",
+                    "wfo_summary"}
+    checks = {c.name for c in repo.asset_graph.asset_check_keys}
+    assert {"features_no_lookahead", "backtest_policy_not_collapsed"} <= checks
+    assert {"profile", "artifacts"} <= set(repo.get_top_level_resources())
+
+
 def test_definitions_list_every_segment():
     repo = defs.get_repository_def()
     keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}

@@ -1,5 +1,5 @@
 """Dagster wiring of the backtest stage: ``backtest_report``, its warn-only collapse check and
-``wfo_summary`` over whatever segments exist (issue 7).
+``wfo_summary`` over whatever segments exist.
 
 The upstream assets are replaced by stand-ins with the same keys (a random-walk segment frame,
 an HMM context frame, a tiny encoder and tiny TQC policies), so the test runs in seconds.

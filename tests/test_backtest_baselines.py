@@ -107,7 +107,7 @@ def test_baseline_positions_from_config():
 
 
 # ---------------------------------------------------------------------------------------
-# vol_target, regime_rule, regime_oracle (issue 11)
+# vol_target, regime_rule, regime_oracle
 # ---------------------------------------------------------------------------------------
 
 

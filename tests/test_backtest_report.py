@@ -1,4 +1,4 @@
-"""Backtest runner, report, execution-lag honesty, collapse audit and the compare CLI (issue 7).
+"""Backtest runner, report, execution-lag honesty, collapse audit and the compare CLI.
 
 The helpers at the top (random-walk segment frames, a tiny encoder, tiny TQC policies) are also
 imported by ``test_wfo_summary.py`` and ``test_backtest_assets.py``.
@@ -297,7 +297,7 @@ def test_report_table_files_and_plots(frame: pd.DataFrame, tmp_path: Path) -> No
 
 
 # ---------------------------------------------------------------------------------------
-# New yardsticks: regime rules, oracle, exposure-matched line and timing alpha (issue 11)
+# New yardsticks: regime rules, oracle, exposure-matched line and timing alpha
 # ---------------------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""Seed 004's success criteria in the backtest report (issue 12): the BUY-timing verdict and the
+"""Seed 004's success criteria in the backtest report: the BUY-timing verdict and the
 optional multi-episode stochastic evaluation."""
 
 from __future__ import annotations

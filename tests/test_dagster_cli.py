@@ -1,4 +1,4 @@
-"""Zero-configuration Dagster commands in the repository root (issue 13, item 1).
+"""Zero-configuration Dagster commands in the repository root.
 
 Each command runs as a subprocess in the repo root with no ``DAGSTER_HOME`` (unless the case
 is ``DAGSTER_HOME=$PWD``) and no ``CRYPTORL_*`` variable, so it reads ``./dagster.yaml`` the way

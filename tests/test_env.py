@@ -1,4 +1,4 @@
-"""Tests of the batched trading environment (issue 5)."""
+"""Tests of the batched trading environment."""
 
 from __future__ import annotations
 

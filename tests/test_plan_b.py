@@ -1,4 +1,4 @@
-"""Seed 004's plan B (issue 12, item 4): DQN over the position grid, A2C, PPO with seed 004's
+"""Seed 004's plan B: DQN over the position grid, A2C, PPO with seed 004's
 settings, the ``simple`` profile, the timing bonus and vol-target sizing, each selectable per
 run and trained and backtested end to end through the Dagster assets.
 

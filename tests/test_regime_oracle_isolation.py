@@ -1,4 +1,4 @@
-"""The ``regime_oracle`` is an upper bound shown in reports, never an input (issue 11).
+"""The ``regime_oracle`` is an upper bound shown in reports, never an input.
 
 The synthetic market's ``true_regime`` column must not reach any feature, the HMM, the agent's
 market tensors or the environment's observation: each is built from a frame with the column

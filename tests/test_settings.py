@@ -1,5 +1,5 @@
 """``cryptorl_core.settings``: every CRYPTORL_* variable, its default and override, and the
-storage layout the Dagster side and the compare CLI share (issue 13, item 3)."""
+storage layout the Dagster side and the compare CLI share."""
 
 from __future__ import annotations
 

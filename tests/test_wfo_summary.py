@@ -1,4 +1,4 @@
-"""Walk-forward summary: stitched out-of-sample curve, aggregates, missing segments (issue 7)."""
+"""Walk-forward summary: stitched out-of-sample curve, aggregates, missing segments."""
 
 from __future__ import annotations
 
