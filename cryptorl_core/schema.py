@@ -21,6 +21,10 @@ import pandas as pd
 #: Observation window length (hours) of the encoder and the agent.
 WINDOW = 64
 
+#: Hours in an average calendar year (365.25 days): crypto trades every hour, so returns,
+#: Sharpe ratios and volatilities annualise with it, and the synthetic market sets its drifts by it.
+HOURS_PER_YEAR = 24 * 365.25
+
 #: Split labels, in time order inside a segment.
 SPLIT_COL = "split"
 TRAIN, EVAL, TEST, PURGED = "train", "eval", "test", "purged"

@@ -51,7 +51,7 @@ from cryptorl_core.backtest.timing import timing_quality
 from cryptorl_core.policy_stats import action_bins, collapse_stats
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-SQRT_8760 = math.sqrt(8760)
+SQRT_HOURS_PER_YEAR = math.sqrt(24 * 365.25)  # an average calendar year of hours
 
 # NAV [100, 110, 99, 108.9]: returns +10 %, -10 %, +10 %.
 NAV = [100.0, 110.0, 99.0, 108.9]
@@ -73,19 +73,19 @@ def hourly(values, start="2021-01-01") -> pd.Series:
 def test_sharpe_hand_computed():
     # mean = 0.1/3 = 1/30; deviations 1/15, -2/15, 1/15 -> var(ddof=1) = (6/225)/2 = 1/75
     r = [0.1, -0.1, 0.1]
-    expected = (1 / 30) / math.sqrt(1 / 75) * SQRT_8760
+    expected = (1 / 30) / math.sqrt(1 / 75) * SQRT_HOURS_PER_YEAR
     assert sharpe_ratio(r) == pytest.approx(expected, rel=1e-12)
-    assert sharpe_ratio(r) == pytest.approx(27.0185, abs=1e-4)
-    # annualisation is exactly sqrt(8760)
-    assert sharpe_ratio(r, periods_per_year=1) * SQRT_8760 == pytest.approx(sharpe_ratio(r))
+    assert sharpe_ratio(r) == pytest.approx(27.0278, abs=1e-4)
+    # annualisation is exactly sqrt(8766)
+    assert sharpe_ratio(r, periods_per_year=1) * SQRT_HOURS_PER_YEAR == pytest.approx(sharpe_ratio(r))
 
 
 def test_sortino_hand_computed():
     # downside deviation over all 3 periods: sqrt((0 + 0.01 + 0) / 3)
     r = [0.1, -0.1, 0.1]
-    expected = (1 / 30) / math.sqrt(0.01 / 3) * SQRT_8760
+    expected = (1 / 30) / math.sqrt(0.01 / 3) * SQRT_HOURS_PER_YEAR
     assert sortino_ratio(r) == pytest.approx(expected, rel=1e-12)
-    assert sortino_ratio(r) == pytest.approx(SQRT_8760 / math.sqrt(3))
+    assert sortino_ratio(r) == pytest.approx(SQRT_HOURS_PER_YEAR / math.sqrt(3))
 
 
 def test_ratio_edge_cases():
@@ -184,7 +184,7 @@ def test_compute_metrics_returns_equal_nav():
     # B&H on the same prices as the NAV: zero alpha, 8.9 % return, Sharpe 27.0185
     assert by_nav["bh_return_pct"] == pytest.approx(8.9)
     assert by_nav["alpha_sharpe"] == pytest.approx(0.0)
-    assert by_nav["sharpe"] == pytest.approx(27.0185, abs=1e-4)
+    assert by_nav["sharpe"] == pytest.approx(27.0278, abs=1e-4)
 
 
 def test_compute_metrics_rejects_bad_input():

@@ -33,6 +33,7 @@ from cryptorl_core.backtest.summary import (
     summarize,
     summarize_folders,
 )
+from cryptorl_core.schema import HOURS_PER_YEAR
 
 KEYS = ("2030-Q1", "2030-Q2", "2030-Q3", "2030-Q4")
 HOUR = pd.Timedelta(hours=1)
@@ -95,7 +96,7 @@ def test_summary_aggregates_match_hand_computation(report_dirs: dict[str, Path],
     returns = np.concatenate([returns_from_nav(r.strategies["nav_agent"]) for r in results])
     assert stats["n_returns"] == len(returns) == len(KEYS) * (N_TEST - 1)
     assert stats["psr"] == pytest.approx(probabilistic_sharpe_ratio(returns))
-    seg_sr = [per_period_sharpe(r.agent_metrics["sharpe"], 8760) for r in results]
+    seg_sr = [per_period_sharpe(r.agent_metrics["sharpe"], HOURS_PER_YEAR) for r in results]
     assert stats["n_trials"] == len(KEYS) and stats["sr_variance"] == pytest.approx(np.var(seg_sr, ddof=1))
     assert stats["dsr"] == pytest.approx(deflated_sharpe_ratio(returns, len(KEYS), np.var(seg_sr, ddof=1)))
     assert stats["dsr"] <= stats["psr"]  # deflation only ever lowers the probability

@@ -13,7 +13,7 @@ from cryptorl_core.backtest.baselines import (
     sma_crossover,
 )
 from cryptorl_core.backtest.collapse import is_collapsed
-from cryptorl_core.backtest.config import HOURS_PER_YEAR, BacktestConfig
+from cryptorl_core.backtest.config import BacktestConfig
 from cryptorl_core.backtest.metrics import (
     compute_metrics,
     max_drawdown,
@@ -42,7 +42,6 @@ from cryptorl_core.backtest.significance import (
 from cryptorl_core.backtest.timing import TimingQuality, timing_quality
 
 __all__ = [
-    "HOURS_PER_YEAR",
     "BacktestConfig",
     "TimingQuality",
     "baseline_positions",

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from cryptorl_core.policy_stats import ACTION_BIN_WIDTH
+from cryptorl_core.schema import HOURS_PER_YEAR
 from cryptorl_core.vol_target import VOL_TARGET_MAX_POSITION, VOL_TARGET_WINDOW_H
 
 #: Hours in a year. Crypto trades 24/7, so hourly returns annualise with 24 * 365
 #: periods (not the 252 * 6.5 hours of an equity session).
-HOURS_PER_YEAR = 8760
 
 
 #: Pipeline profiles whose backtest is the full one (a calendar-quarter test window).
@@ -72,7 +72,7 @@ class BacktestConfig:
         numpy and ``random`` with ``stochastic_seed + i``.
     """
 
-    periods_per_year: int = HOURS_PER_YEAR
+    periods_per_year: float = HOURS_PER_YEAR
     initial_capital: float = 10_000.0
     position_eps: float = 1e-9
     timing_horizon_h: int = 24

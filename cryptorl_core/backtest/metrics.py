@@ -27,9 +27,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from cryptorl_core.backtest.config import HOURS_PER_YEAR, BacktestConfig
+from cryptorl_core.backtest.config import BacktestConfig
 from cryptorl_core.backtest.timing import timing_quality
 from cryptorl_core.backtest.verdict import buy_timing_verdict
+from cryptorl_core.schema import HOURS_PER_YEAR
 
 ArrayLike = np.ndarray | pd.Series | Sequence[float]
 
@@ -89,7 +90,7 @@ def total_return(nav: ArrayLike) -> float:
     return float(v[-1] / v[0] - 1.0)
 
 
-def annualised_return(nav: ArrayLike, periods_per_year: int = HOURS_PER_YEAR) -> float:
+def annualised_return(nav: ArrayLike, periods_per_year: float = HOURS_PER_YEAR) -> float:
     """Compound annual growth rate ``(nav[-1]/nav[0]) ** (periods_per_year / (T-1)) - 1``.
 
     :param nav: NAV path of ``T >= 2`` points (``T - 1`` periods).
@@ -103,10 +104,10 @@ def annualised_return(nav: ArrayLike, periods_per_year: int = HOURS_PER_YEAR) ->
     return float(growth ** (periods_per_year / (len(v) - 1)) - 1.0)
 
 
-def sharpe_ratio(returns: ArrayLike, periods_per_year: int = HOURS_PER_YEAR) -> float:
+def sharpe_ratio(returns: ArrayLike, periods_per_year: float = HOURS_PER_YEAR) -> float:
     """Annualised Sharpe ratio: ``mean(r) / std(r, ddof=1) * sqrt(periods_per_year)``.
 
-    Zero risk-free rate; ``sqrt(8760)`` annualises hourly returns of a 24/7 market.
+    Zero risk-free rate; ``sqrt(HOURS_PER_YEAR)`` (8,766 h) annualises hourly returns of a 24/7 market.
 
     :param returns: per-period simple returns.
     :param periods_per_year: periods in a year.
@@ -122,7 +123,7 @@ def sharpe_ratio(returns: ArrayLike, periods_per_year: int = HOURS_PER_YEAR) -> 
     return float(mean / std * np.sqrt(periods_per_year))
 
 
-def sortino_ratio(returns: ArrayLike, periods_per_year: int = HOURS_PER_YEAR) -> float:
+def sortino_ratio(returns: ArrayLike, periods_per_year: float = HOURS_PER_YEAR) -> float:
     """Annualised Sortino ratio: ``mean(r) / DD * sqrt(periods_per_year)``.
 
     ``DD = sqrt(mean(min(r, 0) ** 2))`` is the downside deviation below a 0 target, averaged
@@ -164,7 +165,7 @@ def max_drawdown(nav: ArrayLike) -> tuple[float, int]:
     return float(dd.min()), int(longest)
 
 
-def calmar_ratio(nav: ArrayLike, periods_per_year: int = HOURS_PER_YEAR) -> float:
+def calmar_ratio(nav: ArrayLike, periods_per_year: float = HOURS_PER_YEAR) -> float:
     """Annualised return over the absolute max drawdown; NaN without a drawdown."""
     mdd, _ = max_drawdown(nav)
     if mdd == 0.0:

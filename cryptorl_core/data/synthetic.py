@@ -43,10 +43,16 @@ import pandas as pd
 from scipy.signal import lfilter
 
 from cryptorl_core.data.market import MarketData
-from cryptorl_core.schema import MACRO_SYMBOLS, OHLCV, REGIME_NAMES, TRUE_REGIME_COL, raw_column
+from cryptorl_core.schema import (
+    HOURS_PER_YEAR,
+    MACRO_SYMBOLS,
+    OHLCV,
+    REGIME_NAMES,
+    TRUE_REGIME_COL,
+    raw_column,
+)
 
 N_REGIMES = len(REGIME_NAMES)
-HOURS_PER_YEAR = 24.0 * 365.25
 
 # Child-stream numbers of SeedSequence(seed).spawn(): one stream per component, so
 # changing one component's draws leaves the others untouched.

@@ -12,7 +12,7 @@ import pandas as pd
 
 from cryptorl_core.plotting import figure_png, new_figure
 from cryptorl_core.regime.model import RegimeModel
-from cryptorl_core.schema import EVAL, PRICE_CLOSE_COL, SPLIT_COL, TEST, TRAIN
+from cryptorl_core.schema import EVAL, HOURS_PER_YEAR, PRICE_CLOSE_COL, SPLIT_COL, TEST, TRAIN
 
 METRICS_FILE = "hmm_wfo_metrics.csv"
 STATE_LABELS = tuple(f"s{i}" for i in range(4))
@@ -20,7 +20,6 @@ STATE_LABELS = tuple(f"s{i}" for i in range(4))
 STATE_MEANINGS = ("up", "flat", "down", "stress")
 #: Colours of the stable states (up, flat, down, stress).
 STATE_COLOURS = ("#2ca02c", "#7f7f7f", "#ff7f0e", "#d62728")
-HOURS_PER_YEAR = 24 * 365.25
 
 
 def transition_table(model: RegimeModel) -> pd.DataFrame:
