@@ -31,7 +31,7 @@ from scipy import stats
 ArrayLike = np.ndarray | pd.Series | Sequence[float]
 
 
-def per_period_sharpe(annualised_sharpe: float, periods_per_year: int) -> float:
+def per_period_sharpe(annualised_sharpe: float, periods_per_year: float) -> float:
     """Undo the ``sqrt(periods_per_year)`` annualisation of a Sharpe ratio."""
     return annualised_sharpe / np.sqrt(periods_per_year)
 
