@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from agent_helpers import TINY_MAE, hmm_context, tiny_config, tiny_encoder
+from helpers.agent import TINY_MAE, hmm_context, tiny_config, tiny_encoder
 from stable_baselines3.common.logger import configure as configure_logger
 
 from cryptorl_core.agent import (

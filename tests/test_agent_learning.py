@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
-from agent_helpers import hmm_context
+from helpers.agent import hmm_context
 
 from cryptorl_core.agent import AgentConfig, MarketTensors, load_policy, train_policy
 from cryptorl_core.backtest.runner import run_backtest

@@ -4,14 +4,13 @@ reproducibility, and the quick profile's non-collapsed policy on synthetic data.
 from __future__ import annotations
 
 import json
-import os
 import signal
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from agent_helpers import hmm_context, tiny_config, tiny_encoder
+from helpers.agent import SendSigterm, hmm_context, tiny_config, tiny_encoder
 from stable_baselines3.common.callbacks import BaseCallback
 
 from cryptorl_core.agent import (
@@ -52,20 +51,6 @@ class Crash(BaseCallback):
     def _on_step(self) -> bool:
         if self.num_timesteps >= self.at:
             raise RuntimeError("simulated crash")
-        return True
-
-
-class SendSigterm(BaseCallback):
-    """Sends SIGTERM to this process (what Dagster's run cancel does) once, after ``at`` transitions."""
-
-    def __init__(self, at: int) -> None:
-        super().__init__()
-        self.at, self.sent = at, False
-
-    def _on_step(self) -> bool:
-        if self.num_timesteps >= self.at and not self.sent:
-            self.sent = True
-            os.kill(os.getpid(), signal.SIGTERM)
         return True
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from test_backtest_report import (
+from helpers.backtest import (
     hmm_context_frame,
     random_walk_frame,
     save_tiny_encoder,

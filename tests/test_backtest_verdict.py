@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from test_backtest_report import (
+from helpers.backtest import (
     TOKENS,
     alternating,
     hmm_context_frame,

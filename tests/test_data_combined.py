@@ -8,12 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_data_folder import START, bars, hours, weekday_session, write_hourly
+from helpers.data import COMBINED, START, bars, hours, weekday_session, write_combined, write_hourly
 
 from cryptorl_core.data.errors import DataValidationError, MarketFolderError
 from cryptorl_core.data.folder import load_market_folder
-
-COMBINED = "multi_asset_historical.csv"
 
 
 def symbol_bars() -> dict[str, pd.DataFrame]:
@@ -25,24 +23,6 @@ def symbol_bars() -> dict[str, pd.DataFrame]:
         "ETH": bars(hours(START + pd.Timedelta(hours=5), 24 * 10), 1_000.0, seed=3),
         "SPX": bars(spx_idx, 3_700.0, seed=4),
     }
-
-
-def write_combined(
-    folder: Path, frames: dict[str, pd.DataFrame], name: str = COMBINED, drop: tuple = ()
-) -> Path:
-    """One wide table: ``timestamp`` then ``{SYM}_{field}``; a symbol without a bar in an
-    hour has empty cells there (the outer join of the symbols' hours)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    wide = pd.concat(frames, axis=1).sort_index()
-    wide.columns = [f"{sym}_{field}" for sym, field in wide.columns]
-    wide = wide.drop(columns=list(drop))
-    path = folder / name
-    if path.suffix.lower() == ".parquet":
-        wide.to_parquet(path)
-    else:
-        wide.index = wide.index.strftime("%Y-%m-%dT%H:%M:%SZ")
-        wide.to_csv(path, index_label="timestamp")
-    return path
 
 
 @pytest.mark.parametrize(

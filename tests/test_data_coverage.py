@@ -9,8 +9,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_data_combined import write_combined
-from test_data_folder import START, bars, hours, weekday_session, write_daily, write_hourly
+from helpers.data import (
+    START,
+    bars,
+    hours,
+    weekday_session,
+    write_combined,
+    write_daily,
+    write_hourly,
+)
 
 from cryptorl_core.data.coverage import SeriesCoverageConfig, format_hours
 from cryptorl_core.data.errors import SeriesCoverageError

@@ -139,7 +139,7 @@ def test_deploy_uses_postgres_and_k8s_launcher():
 
 def test_coordinator_adds_k8s_gpu_tag_only_to_gpu_runs(tmp_path: Path):
     spec = importlib.util.spec_from_file_location(
-        "cryptorl_deploy_defs", ROOT / "tests" / "launcher_defs.py"
+        "cryptorl_deploy_defs", ROOT / "tests" / "helpers" / "launcher_defs.py"
     )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -45,7 +45,7 @@ from cryptorl_dagster.launcher import (
 from cryptorl_dagster.tags import DEVICE_TAG, LAUNCH_DECISION_TAG
 
 TESTS_DIR = Path(__file__).resolve().parent
-DEFS_FILE = TESTS_DIR / "launcher_defs.py"
+DEFS_FILE = TESTS_DIR / "helpers" / "launcher_defs.py"
 RUN_TIMEOUT_S = 90.0
 
 CUDA_MARK = "cuda-env-from-launcher"

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from agent_helpers import tiny_config
+from helpers.agent import tiny_config
+from helpers.backtest import TECH, hmm_context_frame, save_tiny_encoder
 from stable_baselines3 import A2C, DQN, PPO
-from test_backtest_report import TECH, hmm_context_frame, save_tiny_encoder
 
 from cryptorl_core.agent import (
     AgentConfig,

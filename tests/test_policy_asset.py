@@ -9,7 +9,7 @@ import json
 import dagster as dg
 import pandas as pd
 import pytest
-from test_agent_training import SendSigterm
+from helpers.agent import SendSigterm
 
 from cryptorl_core.agent import AgentConfig, MarketTensors, PolicyArtifact, TrainingInterrupted
 from cryptorl_core.agent import train as agent_train

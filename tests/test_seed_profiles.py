@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from agent_helpers import hmm_context
+from helpers.agent import hmm_context
 
 from cryptorl_core.agent import AgentConfig, MarketTensors, build_model, make_envs
 from cryptorl_core.agent.config import FULL_DEPARTURES_FROM_SEED, SEED004_CADENCE
@@ -124,7 +124,7 @@ def test_build_model_passes_the_seed_values_to_sb3(name: str, segment_frame: pd.
 
 
 def test_target_entropy_reaches_tqc_and_sac(segment_frame: pd.DataFrame) -> None:
-    from agent_helpers import tiny_config, tiny_encoder
+    from helpers.agent import tiny_config, tiny_encoder
 
     market = MarketTensors.build(segment_frame, hmm_context(segment_frame), tiny_encoder(segment_frame),
                                  tokens=4, device=CPU)
@@ -149,7 +149,7 @@ def test_relative_overfitting_alarm_of_seed_004() -> None:
 
 def test_learning_rate_decays_during_training(segment_frame: pd.DataFrame, tmp_path) -> None:
     """A run with ``lr_final`` ends with its optimisers near the final rate, not the start."""
-    from agent_helpers import tiny_config, tiny_encoder
+    from helpers.agent import tiny_config, tiny_encoder
 
     from cryptorl_core.agent import train_policy
     from cryptorl_core.agent.train import load_policy

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_backtest_report import (
+from helpers.backtest import (
     N_PURGE,
     N_TEST,
     N_TRAIN,

@@ -1,4 +1,5 @@
-"""Test-only code location for tests/test_launcher.py: GPU-tagged and untagged assets.
+"""Test-only code location for tests/test_launcher.py (and tests/test_deploy_config.py):
+GPU-tagged and untagged assets.
 
 The probe assets record the environment their run worker sees in materialization metadata, so
 a test can prove from inside the run what the launcher gave it.

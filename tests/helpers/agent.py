@@ -1,10 +1,14 @@
-"""Tiny inputs shared by the agent tests: a small frozen encoder, the real HMM context and a
-configuration that trains in seconds."""
+"""Tiny inputs shared by the agent tests: a small frozen encoder, the real HMM context, a
+configuration that trains in seconds, and a callback that cancels a run the way Dagster does."""
 
 from __future__ import annotations
 
+import os
+import signal
+
 import pandas as pd
 import torch
+from stable_baselines3.common.callbacks import BaseCallback
 
 from cryptorl_core.agent import AgentConfig
 from cryptorl_core.encoder import CryptoMAE, MAEConfig
@@ -38,3 +42,17 @@ def tiny_config(**changes: object) -> AgentConfig:
         fail_on_collapse=False,
     )
     return base.replace(**changes)
+
+
+class SendSigterm(BaseCallback):
+    """Sends SIGTERM to this process (what Dagster's run cancel does) once, after ``at`` transitions."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at, self.sent = at, False
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self.at and not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), signal.SIGTERM)
+        return True
