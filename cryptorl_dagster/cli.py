@@ -23,8 +23,8 @@ from cryptorl_dagster.resources import default_resources
 #: Metadata entries worth a line in the terminal (the UI shows everything).
 SUMMARY_KEYS = (
     "source", "symbols", "rows", "first_bar", "last_bar", "missing_hours_filled", "n_features",
-    "ffd_d", "normalisation_fit_window", "summary", "regime_recovery_test_accuracy", "best_epoch",
-    "eval_loss", "device", "early_stopped", "collapsed", "agent_sharpe", "agent_alpha_return_pct",
+    "ffd_d", "normalisation_fit_window", "converged", "eval_loglik_per_row", "recovery_accuracy_test",
+    "best_epoch", "eval_loss", "device", "stopped_early", "collapsed", "agent_sharpe", "agent_alpha_return_pct",
     "agent_timing_alpha_return_pct", "vol_target_sharpe", "regime_rule_sharpe",
     "n_segments", "n_collapsed", "missing_segments", "median_sharpe", "median_regime_rule_sharpe",
     "median_timing_alpha_return_pct", "psr", "dsr",

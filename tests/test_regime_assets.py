@@ -2,6 +2,7 @@
 checks, publishes its report files and the cross-segment table, and its metadata shows
 the chart, the transition matrix and the regime recovery."""
 
+import io
 import json
 
 import dagster as dg
@@ -17,6 +18,7 @@ from cryptorl_dagster.assets.regime import (
     hmm_model,
     hmm_no_lookahead,
 )
+from cryptorl_dagster.cli import print_summary
 
 CHECKS = {"hmm_no_lookahead", "hmm_fit_on_train_only", "hmm_fit_healthy"}
 
@@ -40,6 +42,11 @@ def test_hmm_model_materializes_with_green_checks(dagster_resources, latest_key,
     assert "| s0 |" in meta["transition_matrix"].value
     assert meta["recovery_accuracy_test"].value >= 0.7
     assert meta["seeds"].value["best_seed"] in meta["seeds"].value["restart_seeds"]
+    # `make run` prints the regime stage's figures under its heading (it once printed none).
+    out = io.StringIO()
+    print_summary(result, out)
+    section = out.getvalue().split("== hmm_model")[1].split("==")[0]
+    assert "recovery_accuracy_test" in section and "eval_loglik_per_row" in section
 
     folder = tmp_path / "artifacts" / "hmm_model" / latest_key
     assert {p.name for p in folder.iterdir()} >= {"model.json", "regimes.png", "transitions.csv",
