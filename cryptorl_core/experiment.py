@@ -32,13 +32,14 @@ from typing import Any
 import pandas as pd
 
 from cryptorl_core.agent.config import AgentConfig
+from cryptorl_core.agent.loading import load_policy
 from cryptorl_core.agent.market_tensors import MarketTensors
-from cryptorl_core.agent.train import load_policy, train_policy
+from cryptorl_core.agent.train import train_policy
 from cryptorl_core.backtest.baselines import buy_and_hold
 from cryptorl_core.backtest.regime_baselines import regime_rule_positions
 from cryptorl_core.backtest.runner import run_backtest, run_targets
 from cryptorl_core.data.synthetic import generate_synthetic_market
-from cryptorl_core.encoder.checkpoint import load_encoder, save_encoder
+from cryptorl_core.encoder.artifact import load_encoder, save_encoder
 from cryptorl_core.encoder.train import train_mae
 from cryptorl_core.features.pipeline import build_segment_frame
 from cryptorl_core.policy_stats import collapse_stats
@@ -135,7 +136,7 @@ def run_experiment(prepared: PreparedSegment, config: AgentConfig, seed: int, ou
         # Saturation shows as one position held most of the window (the backtest's collapse rule).
         row[f"{prefix}agent_modal_share"] = collapse_stats(agent.positions).modal_share
     # The last model, never selected on eval: its eval score is an unbiased out-of-sample estimate.
-    final = load_policy(result.final_model_path, market, config.algo, "cpu")
+    final = load_policy(result.final_model_path, market, algo=config.algo, device="cpu")
     last = run_backtest(final, prepared.frame, EVAL, env_config=config.env, w_cost=config.eval_w_cost)
     row.update({f"final_{k}": v for k, v in eval_scores(last.metrics()).items()})
     row.update(best_step=result.best_step,

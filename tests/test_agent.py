@@ -20,13 +20,13 @@ from cryptorl_core.agent import (
     AgentConfig,
     EarlyStoppingCallback,
     EntropyFloorCallback,
-    EvalCallback,
     ExtractorDimensionError,
     FoundationFeatureExtractor,
     GracefulTermination,
     MarketNotAttachedError,
     MarketTensors,
     OverfitMonitorCallback,
+    SegmentEvalCallback,
     attach_market,
     build_model,
     curriculum_values,
@@ -36,7 +36,8 @@ from cryptorl_core.agent import (
     save_checkpoint,
     w_cost_distribution,
 )
-from cryptorl_core.agent.callbacks import CurriculumCallback, RolloutStats, WCostCurriculumCallback
+from cryptorl_core.agent.curriculum import CurriculumCallback, WCostCurriculumCallback
+from cryptorl_core.agent.evaluation import RolloutStats
 from cryptorl_core.encoder import CryptoMAE
 from cryptorl_core.schema import feature_columns
 
@@ -300,7 +301,7 @@ def test_early_stopping_never_stops_on_collapsed_evaluations(envs, cache_market)
 def test_eval_callback_keeps_only_policies_clearing_the_collapse_floors(envs, cache_market, tmp_path):
     model = _model(tiny_config(), envs, cache_market)
     attach_market(model, cache_market)
-    cb = EvalCallback(envs[1], 1, tmp_path / "best.zip", min_action_std=0.05, min_trades=5)
+    cb = SegmentEvalCallback(envs[1], 1, tmp_path / "best.zip", min_action_std=0.05, min_trades=5)
     assert not cb.eligible(RolloutStats(0.0, 0.0, 0.0, 1.0, 0, 100, 0.0, 0.0, 0.0))  # flat
     assert not cb.eligible(RolloutStats(1.0, 0.0, 0.0, 1.0, 4, 100, 0.0, 0.3, 2.0))  # too few trades
     assert cb.eligible(RolloutStats(-1.0, 0.0, 0.0, 1.0, 5, 100, 0.0, 0.3, 2.0))
@@ -308,7 +309,7 @@ def test_eval_callback_keeps_only_policies_clearing_the_collapse_floors(envs, ca
     flat = RolloutStats(0.0, 0.0, 0.0, 1.0, 0, 100, 0.0, 0.0, 0.0)
     moving = RolloutStats(0.0, 0.0, 0.0, 1.0, 12, 100, 0.0, 0.4, 2.0)
     assert cb.eligible(flat, train=moving) and not cb.eligible(flat, train=flat)
-    strict = EvalCallback(envs[1], 1, tmp_path / "best.zip", min_trades=10**9)
+    strict = SegmentEvalCallback(envs[1], 1, tmp_path / "best.zip", min_trades=10**9)
     strict.init_callback(model)
     strict.num_timesteps = 100
     strict.evaluate()

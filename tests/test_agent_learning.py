@@ -25,7 +25,7 @@ def test_short_seeded_run_beats_flat_on_the_eval_window(tmp_path, segment_frame:
     cfg = AgentConfig.quick().replace(total_timesteps=24_000, eval_freq=8_000, min_trades=0, min_action_std=0.0)
     market = MarketTensors.build(segment_frame, hmm_context(segment_frame), encoder, tokens=cfg.tokens, device="cpu")
     res = train_policy(segment_frame, None, market, cfg, tmp_path, device="cpu", seed=0)
-    last = load_policy(res.final_model_path, market, cfg.algo, "cpu")
+    last = load_policy(res.final_model_path, market, algo=cfg.algo, device="cpu")
     run = run_backtest(last, segment_frame, EVAL, env_config=cfg.env, w_cost=cfg.eval_w_cost)
     metrics = run.metrics()
     print(f"eval window, last model: return {metrics['total_return_pct']:.2f} %, Sharpe {metrics['sharpe']:.2f}, "

@@ -23,7 +23,7 @@ from cryptorl_core.agent import (
     rollout_policy,
     train_policy,
 )
-from cryptorl_core.agent.callbacks import final_curriculum
+from cryptorl_core.agent.curriculum import final_curriculum
 from cryptorl_core.encoder import CryptoMAE, MAEConfig
 from cryptorl_core.env import BatchCryptoEnv
 from cryptorl_core.schema import TEST, feature_columns
@@ -67,7 +67,7 @@ def test_short_run_writes_outputs_and_logs(tmp_path, segment_frame, context, mar
     assert any(f.name.startswith("events.out.tfevents") for f in (tmp_path / "tb").rglob("*"))
     assert (tmp_path / "ckpt" / "seed-0" / "DONE.json").exists() and not list_checkpoints(tmp_path / "ckpt" / "seed-0")
     # The published model reloads and needs only the market tensors re-attached.
-    again = load_policy(res.model_path, market, "tqc", "cpu")
+    again = load_policy(res.model_path, market, algo="tqc", device="cpu")
     obs = {"market": np.array([[5000.0]], np.float32), "position": np.zeros((1, 1), np.float32),
            "w_cost": np.full((1, 1), 0.5, np.float32)}
     np.testing.assert_allclose(again.predict(obs, deterministic=True)[0], res.model.predict(obs, deterministic=True)[0])

@@ -22,10 +22,10 @@ from helpers.backtest import (
     train_tiny_tqc,
 )
 
+from cryptorl_core.agent import load_policy
 from cryptorl_core.agent.market_tensors import MarketTensors
-from cryptorl_core.backtest.compare import load_policy
 from cryptorl_core.backtest.report import AGENT, METRICS_FILE, PLOT_FILES, BacktestRecord
-from cryptorl_core.encoder.checkpoint import load_encoder
+from cryptorl_core.encoder.artifact import load_encoder
 from cryptorl_core.env.config import PROFILE_ACTION_GAIN
 from cryptorl_dagster.assets.backtest import (
     backtest_policy_not_collapsed,
@@ -72,7 +72,7 @@ def _rigged(path: Path, out: Path, frame: pd.DataFrame, hmm: pd.DataFrame, encod
     the mean action is a steep function of the state, centred on its median over the test rows,
     so it sits at +1 on half of the bars and -1 on the other half (it trades often).
     """
-    model = load_policy(path, frame, hmm_context=hmm, encoder=encoder)
+    model = load_policy(path, frame=frame, hmm_context=hmm, encoder=encoder)
     mu = model.actor.mu
     linear = mu[0] if isinstance(mu, torch.nn.Sequential) else mu  # gSDE: Linear then Hardtanh
     with torch.no_grad():
@@ -133,7 +133,7 @@ def test_backtest_report_asset_and_warn_only_collapse_check(upstream: dict, dags
     assert folder == Path(dagster_resources["artifacts"].path("backtest_report", latest_key))
     for name in (METRICS_FILE, "steps.parquet", "strategies.parquet", *PLOT_FILES.values()):
         assert (folder / name).is_file()
-    model = load_policy(upstream["constant"], upstream["frame"], hmm_context=upstream["hmm"],
+    model = load_policy(upstream["constant"], frame=upstream["frame"], hmm_context=upstream["hmm"],
                         encoder=upstream["encoder"])
     steps = pd.read_parquet(folder / "steps.parquet")
     np.testing.assert_allclose(steps["target"].dropna(), 0.3)

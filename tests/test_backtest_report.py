@@ -22,9 +22,10 @@ from helpers.backtest import (
     train_tiny_tqc,
 )
 
+from cryptorl_core.agent import load_policy
 from cryptorl_core.backtest.audit import GROUPS, audit_policy
 from cryptorl_core.backtest.baselines import baseline_positions
-from cryptorl_core.backtest.compare import compare_policies, load_policy, main
+from cryptorl_core.backtest.compare import compare_policies, main
 from cryptorl_core.backtest.config import BacktestConfig
 from cryptorl_core.backtest.exposure import EXPOSURE_MATCHED
 from cryptorl_core.backtest.report import AGENT, PLOT_FILES, build_report, read_report_summary
@@ -55,7 +56,7 @@ def agent_files(frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -
     encoder = save_tiny_encoder(frame, root / "encoder.pth")
     hmm = hmm_context_frame(frame)
     hmm.to_parquet(root / "hmm.parquet")
-    from cryptorl_core.encoder.checkpoint import load_encoder
+    from cryptorl_core.encoder.artifact import load_encoder
 
     market = MarketTensors.build(frame, hmm, load_encoder(encoder), tokens=TOKENS, device="cpu")
     return {
@@ -298,7 +299,7 @@ def test_collapse_audit_fires_on_constant_policy_only(frame: pd.DataFrame) -> No
 
 
 def test_tqc_audit_std_q_spread_and_attribution(frame: pd.DataFrame, agent_files: dict[str, Path]) -> None:
-    model = load_policy(agent_files["a"], frame, hmm_context=pd.read_parquet(agent_files["hmm"]),
+    model = load_policy(agent_files["a"], frame=frame, hmm_context=pd.read_parquet(agent_files["hmm"]),
                         encoder=agent_files["encoder"])
     run = run_backtest(model, frame)
     before = model.predict(run.steps.iloc[:1].pipe(_obs), deterministic=True)[0]
@@ -322,7 +323,7 @@ def test_tqc_audit_std_q_spread_and_attribution(frame: pd.DataFrame, agent_files
 
 def test_audit_of_a_context_only_policy_attributes_nothing_to_the_embedding(
         frame: pd.DataFrame, agent_files: dict[str, Path]) -> None:
-    model = load_policy(agent_files["context_only"], frame, hmm_context=pd.read_parquet(agent_files["hmm"]),
+    model = load_policy(agent_files["context_only"], frame=frame, hmm_context=pd.read_parquet(agent_files["hmm"]),
                         encoder=agent_files["encoder"])
     audit = audit_policy(model, run_backtest(model, frame), BacktestConfig(audit_n_states=16, audit_q_grid=5))
     assert audit.attribution["technical"] == 0.0 and audit.attribution["hmm"] > 0

@@ -20,7 +20,7 @@ from helpers.backtest import (
     train_tiny_tqc,
 )
 
-from cryptorl_core.backtest.compare import load_policy
+from cryptorl_core.agent import load_policy
 from cryptorl_core.backtest.config import BacktestConfig
 from cryptorl_core.backtest.metrics import compute_metrics
 from cryptorl_core.backtest.report import AGENT, build_report, read_report_summary
@@ -53,14 +53,14 @@ def frame() -> pd.DataFrame:
 def tqc(frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory):
     """A tiny gSDE TQC trained on ``frame``, loaded with the segment's market tensors."""
     from cryptorl_core.agent.market_tensors import MarketTensors
-    from cryptorl_core.encoder.checkpoint import load_encoder
+    from cryptorl_core.encoder.artifact import load_encoder
 
     root = tmp_path_factory.mktemp("verdict_agent")
     encoder = save_tiny_encoder(frame, root / "encoder.pth")
     hmm = hmm_context_frame(frame)
     market = MarketTensors.build(frame, hmm, load_encoder(encoder), tokens=TOKENS, device="cpu")
     path = train_tiny_tqc(frame, market, root / "tqc.zip", seed=0)
-    return load_policy(path, frame, hmm_context=hmm, encoder=encoder)
+    return load_policy(path, frame=frame, hmm_context=hmm, encoder=encoder)
 
 
 def episodes_array(ev: StochasticEvaluation) -> np.ndarray:

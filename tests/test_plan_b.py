@@ -28,11 +28,11 @@ from cryptorl_core.agent import (
     build_model,
     training_env,
 )
-from cryptorl_core.backtest.compare import algorithm_of
+from cryptorl_core.agent.algorithms import algorithm_of
 from cryptorl_core.backtest.report import AGENT, BacktestRecord
 from cryptorl_core.backtest.runner import run_backtest, run_targets
 from cryptorl_core.device import cpu_threads
-from cryptorl_core.encoder.checkpoint import EncoderArtifact, load_encoder
+from cryptorl_core.encoder.artifact import EncoderArtifact, load_encoder
 from cryptorl_core.encoder.config import MAEConfig
 from cryptorl_core.env import (
     BatchCryptoEnv,

@@ -151,14 +151,13 @@ def test_learning_rate_decays_during_training(segment_frame: pd.DataFrame, tmp_p
     """A run with ``lr_final`` ends with its optimisers near the final rate, not the start."""
     from helpers.agent import tiny_config, tiny_encoder
 
-    from cryptorl_core.agent import train_policy
-    from cryptorl_core.agent.train import load_policy
+    from cryptorl_core.agent import load_policy, train_policy
 
     context = hmm_context(segment_frame)
     market = MarketTensors.build(segment_frame, context, tiny_encoder(segment_frame), tokens=1, device=CPU)
     config = tiny_config(learning_rate=1e-3, lr_final=1e-4, total_timesteps=480)
     result = train_policy(segment_frame, context, market, config, tmp_path, device="cpu")
-    final = load_policy(result.final_model_path, market, config.algo, "cpu")  # not the selected one
+    final = load_policy(result.final_model_path, market, algo=config.algo, device="cpu")  # not the selected one
     rates = [g["lr"] for opt in (final.actor.optimizer, final.critic.optimizer) for g in opt.param_groups]
     # SB3 sets the rate from the progress at the last training phase: within a few % of the end.
     assert all(1e-4 <= r < 1.5e-4 for r in rates), rates

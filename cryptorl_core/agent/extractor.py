@@ -43,7 +43,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
 from cryptorl_core.agent.market_tensors import MarketTensors
-from cryptorl_core.encoder.checkpoint import EncoderDimensionError
+from cryptorl_core.encoder.artifact import EncoderDimensionError
 from cryptorl_core.schema import HMM_COLUMNS
 
 #: Negative slope of the fusion projector's LeakyReLU.

@@ -26,8 +26,8 @@ import pandas as pd
 import torch
 
 from cryptorl_core.device import resolve_device
+from cryptorl_core.encoder.artifact import EncoderArtifact, EncoderDimensionError, LoadedEncoder
 from cryptorl_core.encoder.cache import encode_all, frozen_encoder, pool_tokens
-from cryptorl_core.encoder.checkpoint import EncoderArtifact, EncoderDimensionError, LoadedEncoder
 from cryptorl_core.encoder.model import CryptoMAE
 from cryptorl_core.encoder.windows import feature_matrix
 from cryptorl_core.env.batch_env import gather_rows, gather_windows

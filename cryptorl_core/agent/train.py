@@ -32,21 +32,34 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
 
+from cryptorl_core.agent.algorithms import ALGORITHMS
 from cryptorl_core.agent.callbacks import (
-    CheckpointCallback,
-    CurriculumCallback,
-    EarlyStoppingCallback,
     EntropyFloorCallback,
-    EvalCallback,
     MetricsCallback,
-    OverfitMonitorCallback,
-    RolloutStats,
+    ResumeCheckpointCallback,
+)
+from cryptorl_core.agent.config import AgentConfig
+from cryptorl_core.agent.curriculum import (
+    CurriculumCallback,
     WCostCurriculumCallback,
     final_curriculum,
+)
+from cryptorl_core.agent.evaluation import (
+    EarlyStoppingCallback,
+    OverfitMonitorCallback,
+    RolloutStats,
+    SegmentEvalCallback,
     is_live,
     rollout_policy,
 )
-from cryptorl_core.agent.checkpointing import (
+from cryptorl_core.agent.extractor import (
+    FoundationFeatureExtractor,
+    attach_market,
+    extractor_kwargs,
+)
+from cryptorl_core.agent.loading import load_policy
+from cryptorl_core.agent.market_tensors import EncoderLike, HMMContextLike, MarketTensors
+from cryptorl_core.agent.resume import (
     BEST_MODEL_FILE,
     GracefulTermination,
     TrainingInterrupted,
@@ -55,13 +68,6 @@ from cryptorl_core.agent.checkpointing import (
     mark_done,
     restore_callback_states,
 )
-from cryptorl_core.agent.config import AgentConfig
-from cryptorl_core.agent.extractor import (
-    FoundationFeatureExtractor,
-    attach_market,
-    extractor_kwargs,
-)
-from cryptorl_core.agent.market_tensors import EncoderLike, HMMContextLike, MarketTensors
 from cryptorl_core.device import cpu_threads, resolve_device
 from cryptorl_core.env import BatchCryptoEnv, DiscretePositionWrapper, SegmentMarket
 from cryptorl_core.schema import EVAL, PRICE_CLOSE_COL, PRICE_OPEN_COL, TRAIN
@@ -69,7 +75,6 @@ from cryptorl_core.seeding import seed_everything
 
 logger = logging.getLogger(__name__)
 
-ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"tqc": TQC, "sac": SAC, "ppo": PPO, "dqn": DQN, "a2c": A2C}
 #: SB3 ``learn`` log interval (rollouts for on-policy algorithms, episodes for off-policy ones).
 LOG_INTERVALS = {"ppo": 1, "a2c": 100}
 FINAL_MODEL_FILE = "final_model.zip"
@@ -108,7 +113,7 @@ class PolicyTrainResult:
     :param env_steps_per_s: env transitions per second of this call (evaluations included).
     :param overfit_warned_at: step of the first overfitting warning (-1: none).
     :param collapsed: whether the action std or trade count is below the floors on the eval
-        window and on the train probe alike (:func:`~cryptorl_core.agent.callbacks.is_live`).
+        window and on the train probe alike (:func:`~cryptorl_core.agent.evaluation.is_live`).
     :param device: device trained on.
     :param seed: the seed.
     :param fingerprint: hash of configuration and data (decides resuming).
@@ -194,18 +199,7 @@ class PolicyArtifact:
         """Load the policy and attach a segment's market tensors (built with
         ``MarketTensors.build(frame, hmm_model, encoder, tokens=self.tokens, ...)``)."""
         path = self.final_model_path if final else self.model_path
-        return load_policy(path, market, self.algo, device)
-
-
-def load_policy(path: str | os.PathLike, market: MarketTensors, algo: str = "tqc",
-                device: str | torch.device = "auto") -> BaseAlgorithm:
-    """Load a saved model and re-attach the market tensors it needs (they are never saved).
-
-    :raises ExtractorDimensionError: the tensors do not fit the saved policy.
-    """
-    model = ALGORITHMS[algo].load(path, device=resolve_device(device))
-    attach_market(model, market)
-    return model
+        return load_policy(path, market, algo=self.algo, device=device)
 
 
 # ---------------------------------------------------------------------------- building blocks
@@ -361,9 +355,9 @@ def train_policy(
     """Train ``config.n_seeds`` agents (more if collapsed) and keep the best live one on the eval split.
 
     Seeds are ``seed, seed + 1, ...``. Each run keeps its best eval checkpoint among those
-    that clear the collapse floors (:class:`~cryptorl_core.agent.callbacks.EvalCallback`).
+    that clear the collapse floors (:class:`~cryptorl_core.agent.evaluation.SegmentEvalCallback`).
     When every run so far is collapsed (on the eval window and the train probe alike,
-    :func:`~cryptorl_core.agent.callbacks.is_live`), up to ``config.collapse_retries``
+    :func:`~cryptorl_core.agent.evaluation.is_live`), up to ``config.collapse_retries``
     more seeds are trained; then :class:`PolicyCollapsedError` is raised rather than a dead
     policy published (unless ``config.fail_on_collapse`` is off: then the best collapsed run is
     kept, marked ``collapsed``). Among live runs, the highest eval reward wins. Runs live under
@@ -506,10 +500,10 @@ def train_one_seed(
     best_path = work_dir / BEST_MODEL_FILE
     early_stop = EarlyStoppingCallback(config.patience, config.min_evals, config.min_delta)
     overfit = OverfitMonitorCallback(config.overfit_margin, config.overfit_rel_gap)
-    evaluator = EvalCallback(eval_env, config.eval_freq, best_path, train_probe_env=probe_env,
-                             reward_scale=config.env.reward_scale, probe_seed=seed + 1,
-                             after_eval=[early_stop, overfit], min_action_std=config.min_action_std,
-                             min_trades=config.min_trades)
+    evaluator = SegmentEvalCallback(eval_env, config.eval_freq, best_path, train_probe_env=probe_env,
+                                    reward_scale=config.env.reward_scale, probe_seed=seed + 1,
+                                    after_eval=[early_stop, overfit], min_action_std=config.min_action_std,
+                                    min_trades=config.min_trades)
     metrics = MetricsCallback(config.log_freq)
     stateful = [evaluator, early_stop, overfit, metrics]
     callbacks: list[BaseCallback] = [
@@ -523,7 +517,7 @@ def train_one_seed(
     if ckpt_dir is not None:
         save_fn = make_save_fn(ckpt_dir, stateful, {"fingerprint": fingerprint, "algo": config.algo},
                                config.keep_checkpoints, config.save_replay_buffer)
-        checkpointer = CheckpointCallback(save_fn, config.checkpoint_freq, lambda: guard.requested)
+        checkpointer = ResumeCheckpointCallback(save_fn, config.checkpoint_freq, lambda: guard.requested)
         callbacks.append(checkpointer)
     callbacks.extend(extra_callbacks)
 
@@ -544,7 +538,7 @@ def train_one_seed(
     model.save(final_path)
     model_path = out / policy_filename(config.algo)
     shutil.copyfile(best_path if best_path.exists() else final_path, model_path)
-    best = load_policy(model_path, market, config.algo, dev)
+    best = load_policy(model_path, market, algo=config.algo, device=dev)
     eval_stats = rollout_policy(best, eval_env, True, config.env.reward_scale)
     probe_stats = rollout_policy(best, probe_env, True, config.env.reward_scale, seed + 1)
     collapsed = not is_live(eval_stats, probe_stats, config.min_action_std, config.min_trades)

@@ -27,10 +27,8 @@ needs the encoder and the HMM context to build its market tensors.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,10 +37,10 @@ from typing import Any
 import pandas as pd
 import torch
 
+from cryptorl_core.agent.loading import load_policy
 from cryptorl_core.backtest.config import FULL_SIZE_PROFILES, BacktestConfig
 from cryptorl_core.backtest.metrics import metrics_markdown, metrics_table
 from cryptorl_core.backtest.runner import ActionFn, BacktestRun, PredictsActions, run_backtest
-from cryptorl_core.device import resolve_device
 from cryptorl_core.env import EnvConfig
 from cryptorl_core.schema import HMM_COLUMNS, SPLITS, TEST
 from cryptorl_core.settings import (
@@ -56,100 +54,12 @@ from cryptorl_core.settings import (
 
 PolicyLike = str | os.PathLike | PredictsActions | ActionFn
 
-#: SB3 policy module prefix to the algorithm class that loads it (module, class name).
-ALGORITHMS = {
-    "sb3_contrib.tqc": ("sb3_contrib", "TQC"),
-    "stable_baselines3.sac": ("stable_baselines3", "SAC"),
-    "stable_baselines3.ppo": ("stable_baselines3", "PPO"),
-    "stable_baselines3.dqn": ("stable_baselines3", "DQN"),
-}
-#: PPO and A2C both save SB3's shared actor-critic policy (this module); PPO's data carry its
-#: clip range, A2C's do not.
-ACTOR_CRITIC_MODULE = "stable_baselines3.common.policies"
-#: Published model names of a policy folder, in the order :func:`model_file` looks for them.
-MODEL_NAMES = ("tqc.zip", "sac.zip", "ppo.zip", "dqn.zip", "a2c.zip")
-
 #: Asset names and files the CLI reads (``cryptorl_dagster.assets``: features, encoder, regime).
 FEATURES_ASSET = "features"
 ENCODER_ASSET = "mae_encoder"
 ENCODER_FILENAME = "encoder.pth"
 HMM_ASSET = "hmm_model"
 HMM_CONTEXT_FILENAME = "context.parquet"
-
-
-def model_file(path: str | os.PathLike) -> Path:
-    """A model zip, or the first ``<algo>.zip`` (:data:`MODEL_NAMES`) in a published folder."""
-    p = Path(path)
-    if not p.is_dir():
-        return p
-    for name in MODEL_NAMES:
-        if (p / name).is_file():
-            return p / name
-    raise FileNotFoundError(f"{p}: none of {', '.join(MODEL_NAMES)} in this folder")
-
-
-def algorithm_of(path: str | os.PathLike) -> type:
-    """The SB3 algorithm class that saved ``path`` (from the zip's ``policy_class``).
-
-    :param path: an SB3 ``.zip``.
-    :return: ``TQC``, ``SAC``, ``PPO``, ``DQN`` or ``A2C``.
-    """
-    with zipfile.ZipFile(path) as z:
-        data = json.loads(z.read("data"))
-    module = data["policy_class"]["__module__"]
-    if module == ACTOR_CRITIC_MODULE:
-        import stable_baselines3
-
-        return stable_baselines3.PPO if "clip_range" in data else stable_baselines3.A2C
-    for prefix, (package, name) in ALGORITHMS.items():
-        if module.startswith(prefix):
-            return getattr(__import__(package, fromlist=[name]), name)
-    raise ValueError(f"{path}: unsupported policy class module {module!r} (known: {sorted(ALGORITHMS)})")
-
-
-def needs_market(model: Any) -> bool:
-    """Whether the model's policy uses the agent's feature extractor (market tensors to attach)."""
-    try:
-        from cryptorl_core.agent.extractor import foundation_extractors
-    except ImportError:
-        return False
-    return bool(foundation_extractors(model))
-
-
-def load_policy(
-    path: str | os.PathLike,
-    frame: pd.DataFrame | None = None,
-    *,
-    hmm_context: Any = None,
-    encoder: Any = None,
-    device: torch.device | str = "cpu",
-) -> Any:
-    """Load a saved SB3 model and, if it uses the agent's extractor, attach the segment's tensors.
-
-    :param path: the model's ``.zip``, or the policy stage's published folder.
-    :param frame: the segment frame (needed to build the market tensors).
-    :param hmm_context: HMM context of every frame row (frame, array, or a regime model with
-        ``context(frame)``), as :meth:`~cryptorl_core.agent.market_tensors.MarketTensors.build` takes.
-    :param encoder: the encoder (path to ``encoder.pth``, loaded encoder, or embedding cache).
-    :param device: torch device.
-    :return: the model, ready for ``predict``.
-    """
-    dev = resolve_device(device)
-    path = model_file(path)
-    model = algorithm_of(path).load(str(path), device=dev)
-    if needs_market(model):
-        if frame is None or hmm_context is None or encoder is None:
-            raise ValueError(f"{path} uses the agent's feature extractor: give frame, hmm_context and encoder")
-        from cryptorl_core.agent.extractor import attach_market, foundation_extractors
-        from cryptorl_core.agent.market_tensors import MarketTensors
-
-        if isinstance(encoder, (str, os.PathLike)):
-            from cryptorl_core.encoder.checkpoint import load_encoder
-
-            encoder = load_encoder(encoder, device=dev)
-        tokens = foundation_extractors(model)[0].tokens
-        attach_market(model, MarketTensors.build(frame, hmm_context, encoder, tokens=tokens, device=dev))
-    return model
 
 
 @dataclass
@@ -206,7 +116,7 @@ def compare_policies(
     runs = {}
     for name, policy in zip(names, (policy_a, policy_b), strict=True):
         if isinstance(policy, (str, os.PathLike)):
-            policy = load_policy(policy, frame, hmm_context=hmm_context, encoder=encoder, device=device)
+            policy = load_policy(policy, frame=frame, hmm_context=hmm_context, encoder=encoder, device=device)
         runs[name] = run_backtest(policy, frame, split, name=name, env_config=env_config,
                                   w_cost=cfg.eval_w_cost, device=device)
     return Comparison(runs=runs, config=cfg)

@@ -4,12 +4,11 @@
 - :mod:`~cryptorl_core.encoder.model`: :class:`CryptoMAE` (mask, encode, reconstruct);
 - :mod:`~cryptorl_core.encoder.windows`: windows of one split of a segment frame;
 - :mod:`~cryptorl_core.encoder.train`: :func:`train_mae` (early stopping, resume);
-- :mod:`~cryptorl_core.encoder.checkpoint`: ``encoder.pth`` save/load with dimension checks;
+- :mod:`~cryptorl_core.encoder.artifact`: ``encoder.pth`` save/load with dimension checks;
 - :mod:`~cryptorl_core.encoder.cache`: :func:`encode_all`, the per-row embedding cache.
 """
 
-from cryptorl_core.encoder.cache import cache_nbytes, encode_all, frozen_encoder, pool_tokens
-from cryptorl_core.encoder.checkpoint import (
+from cryptorl_core.encoder.artifact import (
     ENCODER_FILENAME,
     CorruptCheckpointError,
     EncoderArtifact,
@@ -19,6 +18,7 @@ from cryptorl_core.encoder.checkpoint import (
     load_encoder,
     save_encoder,
 )
+from cryptorl_core.encoder.cache import cache_nbytes, encode_all, frozen_encoder, pool_tokens
 from cryptorl_core.encoder.config import MAEConfig
 from cryptorl_core.encoder.model import CryptoMAE, count_parameters, masked_mse
 from cryptorl_core.encoder.train import MAETrainResult, norm_fingerprint_of, train_mae

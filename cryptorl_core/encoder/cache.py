@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cryptorl_core.device import resolve_device
-from cryptorl_core.encoder.checkpoint import EncoderDimensionError
+from cryptorl_core.encoder.artifact import EncoderDimensionError
 from cryptorl_core.encoder.model import CryptoMAE
 from cryptorl_core.encoder.windows import feature_matrix, gather_windows
 

@@ -9,7 +9,7 @@ from cryptorl_core.fingerprint import stable_hash
 from cryptorl_core.schema import WINDOW
 
 #: Fields that fix the shapes of the weights: a checkpoint whose values differ from the
-#: expected ones cannot be used in its place (see :mod:`cryptorl_core.encoder.checkpoint`).
+#: expected ones cannot be used in its place (see :mod:`cryptorl_core.encoder.artifact`).
 ARCHITECTURE_FIELDS = ("window", "d_model", "n_heads", "n_layers", "dim_feedforward", "decoder_hidden")
 
 #: The encoder's named configurations.

@@ -34,7 +34,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cryptorl_core.device import cpu_threads, resolve_device
-from cryptorl_core.encoder.checkpoint import atomic_torch_save
+from cryptorl_core.encoder.artifact import atomic_torch_save
 from cryptorl_core.encoder.config import MAEConfig
 from cryptorl_core.encoder.model import CryptoMAE, count_parameters
 from cryptorl_core.encoder.windows import SplitWindows, feature_matrix

@@ -25,10 +25,10 @@ import dagster as dg
 import pandas as pd
 
 from cryptorl_core.agent.config import AgentConfig
+from cryptorl_core.agent.loading import load_policy
 from cryptorl_core.backtest.audit import audit_policy
 from cryptorl_core.backtest.baselines import REGIME_RULE, VOL_TARGET
 from cryptorl_core.backtest.collapse import is_collapsed
-from cryptorl_core.backtest.compare import load_policy
 from cryptorl_core.backtest.config import BacktestConfig
 from cryptorl_core.backtest.report import (
     AGENT,
@@ -151,7 +151,7 @@ def backtest_report(
     device = resolve_device("auto")
     # hmm_model (a RegimeModel: context(frame)) and mae_encoder (an EncoderArtifact) are what
     # MarketTensors.build takes; the policy's extractor gets the segment's tensors attached.
-    model = load_policy(policy_path(tqc_policy), features, hmm_context=hmm_model,
+    model = load_policy(policy_path(tqc_policy), frame=features, hmm_context=hmm_model,
                         encoder=mae_encoder, device=device)
     # The env stays on the CPU: one env per step is latency-bound, the policy uses `device`.
     report = build_report(model, features, TEST, key=key, env_config=env_config, config=config,

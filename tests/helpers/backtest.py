@@ -48,7 +48,7 @@ def hmm_context_frame(frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
 
 def save_tiny_encoder(frame: pd.DataFrame, path: Path) -> Path:
     """An untrained 1-layer encoder over the frame's technical columns, saved as ``encoder.pth``."""
-    from cryptorl_core.encoder.checkpoint import save_encoder
+    from cryptorl_core.encoder.artifact import save_encoder
     from cryptorl_core.encoder.config import MAEConfig
     from cryptorl_core.encoder.model import CryptoMAE
 

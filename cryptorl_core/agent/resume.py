@@ -7,7 +7,7 @@ Layout of a checkpoint directory::
         model.zip              SB3 zip: weights, optimisers, step counter, ep-info buffer
         replay_buffer.pkl      the replay buffer (off-policy, if save_replay_buffer)
         state.json             callback states, run fingerprint, num_timesteps
-      best_model.zip           best model by eval reward so far (written by EvalCallback)
+      best_model.zip           best model by eval reward so far (written by SegmentEvalCallback)
       DONE.json                written when a run finishes; the next call starts fresh
 
 A checkpoint is written into a temporary folder and renamed into place, so a crash during
@@ -182,7 +182,7 @@ def mark_done(checkpoint_dir: str | os.PathLike, summary: dict[str, Any]) -> Non
 
 class GracefulTermination:
     """Context manager: while active, SIGTERM (Dagster's run cancel) only sets a flag, which
-    the training loop polls (``CheckpointCallback``) to save a checkpoint and stop cleanly.
+    the training loop polls (``ResumeCheckpointCallback``) to save a checkpoint and stop cleanly.
     The previous handlers are restored on exit.
 
     Signal handlers can only be installed from the main thread; elsewhere this is a no-op
@@ -233,7 +233,7 @@ def restore_callback_states(callbacks: Sequence[Any], states: dict[str, Any]) ->
 
 def make_save_fn(checkpoint_dir: Path, callbacks: Sequence[Any], extra_state: dict[str, Any],
                  keep_last: int, save_replay_buffer: bool) -> Callable[[BaseAlgorithm], Path]:
-    """The ``save_fn`` of ``CheckpointCallback``: model + replay buffer + callback states."""
+    """The ``save_fn`` of ``ResumeCheckpointCallback``: model + replay buffer + callback states."""
 
     def save(model: BaseAlgorithm) -> Path:
         state = {**extra_state, "callbacks": callback_states(callbacks)}
