@@ -20,6 +20,7 @@ from helpers.backtest import (
     random_walk_frame,
     save_tiny_encoder,
     train_tiny_tqc,
+    upstream_stand_ins,
 )
 
 from cryptorl_core.agent import load_policy
@@ -36,28 +37,6 @@ from cryptorl_dagster.cli import print_report
 from cryptorl_dagster.partitions import segment_partitions
 
 BASE64_PNG = "data:image/png;base64,"
-
-
-def _stand_ins(frame: pd.DataFrame, hmm: pd.DataFrame, encoder: Path, policy: Path) -> list:
-    """Upstream assets with the real keys, returning fixed values."""
-
-    @dg.asset(name="features", partitions_def=segment_partitions, io_manager_key="frame_io_manager")
-    def features_stand_in() -> pd.DataFrame:
-        return frame
-
-    @dg.asset(name="hmm_model", partitions_def=segment_partitions)
-    def hmm_stand_in() -> pd.DataFrame:
-        return hmm
-
-    @dg.asset(name="mae_encoder", partitions_def=segment_partitions)
-    def encoder_stand_in() -> str:
-        return str(encoder)
-
-    @dg.asset(name="tqc_policy", partitions_def=segment_partitions)
-    def policy_stand_in() -> str:
-        return str(policy)
-
-    return [features_stand_in, hmm_stand_in, encoder_stand_in, policy_stand_in]
 
 
 #: The profiles' action gain maps an action a to the position clip(gain * a): the constant rigged
@@ -108,7 +87,7 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def _materialize(upstream: dict, policy: str, key: str, resources: dict) -> dg.ExecuteInProcessResult:
-    assets = [*_stand_ins(upstream["frame"], upstream["hmm"], upstream["encoder"], upstream[policy]),
+    assets = [*upstream_stand_ins(upstream["frame"], upstream["hmm"], str(upstream["encoder"]), str(upstream[policy])),
               backtest_report, backtest_policy_not_collapsed, wfo_summary]
     return dg.materialize(assets, partition_key=key, resources=resources, instance=dg.DagsterInstance.ephemeral(),
                           selection=[*(a.key for a in assets[:4]), backtest_report.key], raise_on_error=True)

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import torch
 from helpers.agent import tiny_config
-from helpers.backtest import TECH, hmm_context_frame, save_tiny_encoder
+from helpers.backtest import TECH, hmm_context_frame, save_tiny_encoder, upstream_stand_ins
 from stable_baselines3 import A2C, DQN, PPO
 
 from cryptorl_core.agent import (
@@ -53,7 +53,6 @@ from cryptorl_dagster.assets.features import features
 from cryptorl_dagster.assets.market import raw_market_data
 from cryptorl_dagster.assets.policy import PolicyRunConfig, agent_config_for, tqc_policy
 from cryptorl_dagster.assets.regime import hmm_model
-from cryptorl_dagster.partitions import segment_partitions
 from cryptorl_dagster.resources import ProfileResource
 
 GRID_21 = np.round(np.arange(-10, 11) / 10, 10)
@@ -215,7 +214,7 @@ def test_algorithm_trains_and_backtests_through_the_assets(algo: str, extra: dic
     encoder_path, mae_config = _encoder(tmp_path)
     artifact = EncoderArtifact(path=str(encoder_path), config=mae_config.as_dict(), feature_columns=list(TECH),
                                norm_fingerprint="test")
-    assets = [*_stand_ins(frame, hmm_context_frame(frame), artifact), tqc_policy, backtest_report]
+    assets = [*upstream_stand_ins(frame, hmm_context_frame(frame), artifact), tqc_policy, backtest_report]
     result = dg.materialize(assets, partition_key=latest_key, resources=dagster_resources,
                             instance=dg.DagsterInstance.ephemeral(),
                             run_config={"ops": {"tqc_policy": {"config": {**TINY_RUN, "algo": algo, **extra}}}})
@@ -282,24 +281,6 @@ def _stand_in_frame(seed: int = 3) -> pd.DataFrame:
 def _encoder(folder: Path) -> tuple[Path, MAEConfig]:
     path = save_tiny_encoder(_stand_in_frame(), folder / "encoder.pth")
     return path, load_encoder(path).config
-
-
-def _stand_ins(frame: pd.DataFrame, hmm: pd.DataFrame, encoder: EncoderArtifact) -> list:
-    """``features``, ``hmm_model`` and ``mae_encoder`` with the real keys, returning fixed values."""
-
-    @dg.asset(name="features", partitions_def=segment_partitions, io_manager_key="frame_io_manager")
-    def features_stand_in() -> pd.DataFrame:
-        return frame
-
-    @dg.asset(name="hmm_model", partitions_def=segment_partitions)
-    def hmm_stand_in() -> pd.DataFrame:
-        return hmm
-
-    @dg.asset(name="mae_encoder", partitions_def=segment_partitions)
-    def encoder_stand_in() -> EncoderArtifact:
-        return encoder
-
-    return [features_stand_in, hmm_stand_in, encoder_stand_in]
 
 
 def _on_grid(x: np.ndarray, step: float = 0.1) -> np.ndarray:

@@ -38,6 +38,7 @@ from cryptorl_core.data.readers import (
     BarFile,
     normalise_name,
     parse_timestamps,
+    read_parquet_table,
 )
 from cryptorl_core.data.validation import resolve_duplicates, validate_bars
 from cryptorl_core.schema import CRYPTO_SYMBOLS, MACRO_SYMBOLS, OHLCV, raw_column
@@ -121,14 +122,7 @@ def _read_table(file: Path) -> tuple[pd.DataFrame, str, int | None]:
     """The table indexed by line (CSV, header is line 1) or 1-based row (parquet)."""
     suffix = file.suffix.lower()
     if suffix == ".parquet":
-        try:
-            table = pd.read_parquet(file)
-        except Exception as exc:  # pyarrow raises several types for a corrupt file
-            raise UnknownFormatError(f"unreadable parquet file ({exc})", file=file) from exc
-        if not isinstance(table.index, pd.RangeIndex):
-            table = table.reset_index()  # the time column was stored as the index
-        table.index = pd.RangeIndex(1, len(table) + 1, name="row")
-        return table, FORMAT_COMBINED_PARQUET, None
+        return read_parquet_table(file), FORMAT_COMBINED_PARQUET, None
     if suffix != ".csv":
         raise UnknownFormatError(
             f"unsupported extension '{file.suffix}' (expected .csv or .parquet)", file=file

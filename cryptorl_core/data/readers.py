@@ -284,7 +284,11 @@ def _is_number(text: str) -> bool:
 # ----------------------------------------------------------------------- parquet
 
 
-def _read_parquet(file: Path) -> RawBars:
+def read_parquet_table(file: Path) -> pd.DataFrame:
+    """A parquet file's table indexed by 1-based row, a time index turned back into a column.
+
+    :raises UnknownFormatError: the file is not readable parquet.
+    """
     try:
         table = pd.read_parquet(file)
     except Exception as exc:  # pyarrow raises several types for a corrupt file
@@ -292,6 +296,11 @@ def _read_parquet(file: Path) -> RawBars:
     if not isinstance(table.index, pd.RangeIndex):
         table = table.reset_index()  # the time column was stored as the index
     table.index = pd.RangeIndex(1, len(table) + 1, name="row")
+    return table
+
+
+def _read_parquet(file: Path) -> RawBars:
+    table = read_parquet_table(file)
     columns = _resolve_columns(list(table.columns), file, header_line=None)
     return _to_raw(table, columns, file, FORMAT_PARQUET)
 

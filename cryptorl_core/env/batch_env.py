@@ -105,6 +105,7 @@ from cryptorl_core.env.config import (
     check_w_cost_distribution,
 )
 from cryptorl_core.env.market import SegmentMarket
+from cryptorl_core.env.sizing import vol_target_size
 from cryptorl_core.schema import WINDOW
 
 #: ``end code`` values of the packed step output.
@@ -388,8 +389,6 @@ class BatchCryptoEnv(VecEnv):
             ``size``; ``sizing="vol_target"`` computes ``size`` from the frame when not given).
         """
         if config is not None and config.sizing == "vol_target" and kwargs.get("size") is None:
-            from cryptorl_core.env.sizing import vol_target_size
-
             kwargs["size"] = vol_target_size(frame)
         return cls(SegmentMarket.from_frame(frame, split), config, device=device, **kwargs)
 

@@ -98,8 +98,8 @@ class MarketSource(dg.ConfigurableResource):
             data_dir=settings.data_dir(),
             dedup=settings.dedup_policy(),
             on_short_series=settings.env(ON_SHORT_SERIES_ENV, _COVERAGE_DEFAULT.on_short_series),
-            max_gap_crypto_hours=_int_setting(MAX_GAP_CRYPTO_ENV, _COVERAGE_DEFAULT.max_gap_crypto_hours),
-            max_gap_macro_hours=_int_setting(MAX_GAP_MACRO_ENV, _COVERAGE_DEFAULT.max_gap_macro_hours),
+            max_gap_crypto_hours=settings.env_int(MAX_GAP_CRYPTO_ENV, _COVERAGE_DEFAULT.max_gap_crypto_hours),
+            max_gap_macro_hours=settings.env_int(MAX_GAP_MACRO_ENV, _COVERAGE_DEFAULT.max_gap_macro_hours),
         )
 
     def coverage_config(self) -> SeriesCoverageConfig:
@@ -124,13 +124,3 @@ class MarketSource(dg.ConfigurableResource):
     @property
     def label(self) -> str:
         return self.data_dir or "synthetic"
-
-
-def _int_setting(name: str, default: int) -> int:
-    raw = settings.env(name)
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(f"${name}={raw!r} must be a whole number of hours") from None

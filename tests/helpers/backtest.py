@@ -5,13 +5,16 @@ a policy that trades every bar."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import dagster as dg
 import numpy as np
 import pandas as pd
 import torch
 
 from cryptorl_core.env import EnvConfig
 from cryptorl_core.schema import HMM_COLUMNS, PRICE_CLOSE_COL, PRICE_OPEN_COL, SPLIT_COL
+from cryptorl_dagster.partitions import segment_partitions
 
 N_TRAIN, N_PURGE, N_TEST = 700, 64, 600
 TECH = ("f_ret", "f_vol", "f_mom")
@@ -87,3 +90,30 @@ def train_tiny_tqc(frame: pd.DataFrame, market, path: Path, seed: int, steps: in
 def alternating(obs) -> np.ndarray:
     """Long on even rows, flat on odd rows: a trade every bar."""
     return np.array([[1.0 - float(obs["market"][0, 0]) % 2]], dtype=np.float32)
+
+
+def upstream_stand_ins(frame: pd.DataFrame, hmm: pd.DataFrame, encoder: Any, policy: Any = None) -> list:
+    """``features``, ``hmm_model``, ``mae_encoder`` (and ``tqc_policy`` when ``policy`` is given)
+    with the real keys and partitions, returning the fixed values given."""
+
+    @dg.asset(name="features", partitions_def=segment_partitions, io_manager_key="frame_io_manager")
+    def features_stand_in() -> pd.DataFrame:
+        return frame
+
+    @dg.asset(name="hmm_model", partitions_def=segment_partitions)
+    def hmm_stand_in() -> pd.DataFrame:
+        return hmm
+
+    @dg.asset(name="mae_encoder", partitions_def=segment_partitions)
+    def encoder_stand_in() -> Any:
+        return encoder
+
+    assets = [features_stand_in, hmm_stand_in, encoder_stand_in]
+    if policy is not None:
+
+        @dg.asset(name="tqc_policy", partitions_def=segment_partitions)
+        def policy_stand_in() -> Any:
+            return policy
+
+        assets.append(policy_stand_in)
+    return assets
