@@ -37,12 +37,12 @@ from cryptorl_core.agent.market_tensors import MarketTensors
 from cryptorl_core.agent.train import train_policy
 from cryptorl_core.backtest.baselines import buy_and_hold
 from cryptorl_core.backtest.regime_baselines import regime_rule_positions
-from cryptorl_core.backtest.runner import run_backtest, run_targets
+from cryptorl_core.backtest.runner import BacktestRun, run_backtest, run_targets
 from cryptorl_core.data.synthetic import generate_synthetic_market
 from cryptorl_core.encoder.artifact import load_encoder, save_encoder
 from cryptorl_core.encoder.train import train_mae
 from cryptorl_core.features.pipeline import build_segment_frame
-from cryptorl_core.policy_stats import collapse_stats
+from cryptorl_core.policy_stats import CollapseRule, collapse_stats
 from cryptorl_core.profiles import PipelineConfig
 from cryptorl_core.regime.model import RegimeModel, fit_regime_model
 from cryptorl_core.schema import EVAL, PRICE_CLOSE_COL, TRAIN
@@ -104,13 +104,31 @@ def eval_scores(run_metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(run_metrics[k]) for k in SCORE_KEYS}
 
 
+def quarters_collapsed(positions: pd.Series, rule: CollapseRule) -> tuple[int, int]:
+    """``(failed, n)``: how many of the run's ``n`` whole consecutive quarter-length chunks
+    (``rule.window_bars``) the collapse rule flags. On the train window (four quarters) it is the
+    in-sample reading of the backtest's per-quarter verdict."""
+    p, w = positions.to_numpy(), rule.window_bars
+    n = len(p) // w
+    return sum(rule.verdict(collapse_stats(p[i * w:(i + 1) * w]))[0] for i in range(n)), n
+
+
+def strategy_scores(run: BacktestRun, rule: CollapseRule) -> dict[str, float]:
+    """:func:`eval_scores` of a run, plus its modal position share, its collapse verdict over
+    the whole run, and its collapsed quarters (:func:`quarters_collapsed`)."""
+    stats = collapse_stats(run.positions)
+    return {**eval_scores(run.metrics()), "modal_share": stats.modal_share,
+            "collapsed": float(rule.verdict(stats)[0]), "quarters_collapsed": quarters_collapsed(run.positions, rule)[0]}
+
+
 def baseline_scores(prepared: PreparedSegment, config: AgentConfig, split: str) -> dict[str, dict[str, float]]:
     """Regime rule and buy-and-hold over one split, with the agent's env and costs."""
     env = config.env
     rule = run_targets(regime_rule_positions(prepared.context), prepared.frame, split, name="regime_rule", env_config=env)
     hold = run_targets(buy_and_hold(prepared.frame[PRICE_CLOSE_COL]), prepared.frame, split, name="buy_and_hold",
                        env_config=env)
-    return {"regime_rule": eval_scores(rule.metrics()), "buy_and_hold": eval_scores(hold.metrics())}
+    return {"regime_rule": strategy_scores(rule, config.collapse),
+            "buy_and_hold": strategy_scores(hold, config.collapse)}
 
 
 def run_experiment(prepared: PreparedSegment, config: AgentConfig, seed: int, out_dir: Path) -> dict[str, Any]:
@@ -128,13 +146,13 @@ def run_experiment(prepared: PreparedSegment, config: AgentConfig, seed: int, ou
     row: dict[str, Any] = {"segment": prepared.key, "seed": seed}
     for split, prefix in ((EVAL, ""), (TRAIN, "train_")):
         agent = run_backtest(result.model, prepared.frame, split, env_config=config.env, w_cost=config.eval_w_cost)
-        for name, scores in {"agent": eval_scores(agent.metrics()), **baseline_scores(prepared, config, split)}.items():
-            row.update({f"{prefix}{name}_{k}": v for k, v in scores.items()})
+        # Saturation shows as one position held most of the window (the backtest's collapse rule).
+        scores = {"agent": strategy_scores(agent, config.collapse), **baseline_scores(prepared, config, split)}
+        for name, values in scores.items():
+            row.update({f"{prefix}{name}_{k}": v for k, v in values.items()})
         # Under-sizing shows as a small mean |position| beside a Sharpe close to the rule's.
         row[f"{prefix}agent_mean_position"] = float(agent.positions.mean())
         row[f"{prefix}agent_mean_abs_position"] = float(abs(agent.positions).mean())
-        # Saturation shows as one position held most of the window (the backtest's collapse rule).
-        row[f"{prefix}agent_modal_share"] = collapse_stats(agent.positions).modal_share
     # The last model, never selected on eval: its eval score is an unbiased out-of-sample estimate.
     final = load_policy(result.final_model_path, market, algo=config.algo, device="cpu")
     last = run_backtest(final, prepared.frame, EVAL, env_config=config.env, w_cost=config.eval_w_cost)
@@ -180,6 +198,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
         "share_agent_ge_hold": float((frame["agent_sharpe"] >= frame["buy_and_hold_sharpe"]).mean()),
         "share_agent_ge_0.8_rule": float((frame["agent_sharpe"] >= 0.8 * frame["regime_rule_sharpe"]).mean()),
         "n_collapsed": int(frame["collapsed"].sum()),
+        "train_agent_quarters_collapsed": int(frame["train_agent_quarters_collapsed"].sum()),
+        "train_rule_quarters_collapsed": int(frame["train_regime_rule_quarters_collapsed"].sum()),
         "median_trades": float(frame["agent_n_trades"].median()),
     }
 

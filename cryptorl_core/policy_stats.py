@@ -3,12 +3,17 @@
 Actions (continuous targets in [-1, 1] or positions already discretised) are binned on the
 environment's grid: bins of width ``w`` (:data:`ACTION_BIN_WIDTH`, 0.1) centred on
 ``-1, -1 + w, ..., 1`` (21 bins), so a continuous action falls in the bin of the position the
-environment would execute. The training callbacks log these statistics; the backtest's collapse
-audit (:mod:`cryptorl_core.backtest.collapse`) judges them against its thresholds.
+environment would execute.
+
+:class:`CollapseRule` is the project's one meaning of "collapsed": the trainer's model selection
+(:mod:`cryptorl_core.agent.evaluation`, on the eval window and the train probe) and the
+backtest's verdict (:class:`~cryptorl_core.backtest.report.BacktestReport`, on the test window)
+both apply it to the executed positions of a deterministic run.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,6 +25,9 @@ ArrayLike = np.ndarray | pd.Series | Sequence[float]
 #: Width of the action-histogram bins (the environment's discretisation step); the default of
 #: ``BacktestConfig.action_bin_width``.
 ACTION_BIN_WIDTH = 0.1
+
+#: Bars of the window the trade floor is stated for: one test quarter (3 months of 720 h).
+TRADE_FLOOR_WINDOW_BARS = 3 * 720
 
 
 @dataclass(frozen=True)
@@ -104,3 +112,61 @@ def collapse_stats(actions: ArrayLike, bin_width: float | None = None) -> Collap
         modal_share=float(shares[mode]),
         n_trades=int((np.diff(idx) != 0).sum()),
     )
+
+
+@dataclass(frozen=True)
+class CollapseRule:
+    """When a policy counts as collapsed: it keeps (nearly) one position whatever the market does.
+
+    Any failed criterion flags the run. The trade floor is stated per test quarter and scaled to
+    the run's length (rounded up, at least 1), so that the same rule reads a one-month eval
+    window, a train-probe episode and a test quarter alike.
+
+    :param max_modal_share: flag when the most frequent position is held more than this share
+        of the bars.
+    :param min_trades: flag when there are fewer position changes than this per
+        ``window_bars`` bars (issue 11's floor: 10 trades a test quarter).
+    :param min_entropy_frac: flag when the position histogram's entropy is below this fraction
+        of the maximum (uniform over all bins).
+    :param window_bars: the length the trade floor is stated for.
+    """
+
+    max_modal_share: float = 0.95
+    min_trades: float = 10.0
+    min_entropy_frac: float = 0.05
+    window_bars: int = TRADE_FLOOR_WINDOW_BARS
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.max_modal_share <= 1.0:
+            raise ValueError(f"max_modal_share must be in (0, 1], got {self.max_modal_share}")
+        if self.min_trades < 0 or self.min_entropy_frac < 0 or self.window_bars < 1:
+            raise ValueError(f"min_trades and min_entropy_frac must be >= 0 and window_bars >= 1, got {self}")
+
+    @classmethod
+    def off(cls) -> CollapseRule:
+        """A rule that flags nothing (wiring tests; experiments on learning alone)."""
+        return cls(max_modal_share=1.0, min_trades=0.0, min_entropy_frac=0.0)
+
+    def required_trades(self, n_bars: int) -> int:
+        """The trade floor for a run of ``n_bars`` decisions (0 when ``min_trades`` is 0)."""
+        if self.min_trades == 0:
+            return 0
+        return max(1, math.ceil(self.min_trades * n_bars / self.window_bars - 1e-9))
+
+    def verdict(self, stats: CollapseStats) -> tuple[bool, list[str]]:
+        """``(collapsed, reasons)``: one human-readable reason per failed criterion."""
+        reasons: list[str] = []
+        if stats.modal_share > self.max_modal_share:
+            reasons.append(f"position {stats.modal_action:+.1f} held {stats.modal_share:.1%} of the time "
+                           f"(> {self.max_modal_share:.1%})")
+        floor = self.required_trades(stats.n_actions)
+        if stats.n_trades < floor:
+            reasons.append(f"{stats.n_trades} trades over {stats.n_actions} bars (< {floor})")
+        if stats.entropy_frac < self.min_entropy_frac:
+            reasons.append(f"position entropy {stats.entropy_frac:.3f} of the maximum (< {self.min_entropy_frac:.3f})")
+        return bool(reasons), reasons
+
+    def as_dict(self) -> dict[str, float]:
+        """Plain dict (metadata, config files)."""
+        return {"max_modal_share": self.max_modal_share, "min_trades": self.min_trades,
+                "min_entropy_frac": self.min_entropy_frac, "window_bars": self.window_bars}

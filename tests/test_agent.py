@@ -38,7 +38,9 @@ from cryptorl_core.agent import (
 )
 from cryptorl_core.agent.curriculum import CurriculumCallback, WCostCurriculumCallback
 from cryptorl_core.agent.evaluation import RolloutStats
+from cryptorl_core.backtest.config import BacktestConfig
 from cryptorl_core.encoder import CryptoMAE
+from cryptorl_core.policy_stats import CollapseRule, collapse_stats
 from cryptorl_core.schema import feature_columns
 
 CPU = torch.device("cpu")
@@ -254,7 +256,7 @@ def test_entropy_floor_raises_fixed_coefficients(envs, cache_market):
 
 
 def _stats(reward: float, perf: float = 0.0) -> RolloutStats:
-    return RolloutStats(reward, reward / 100, perf, 1.0, 10, 100, 0.0, 0.3, 2.0)
+    return RolloutStats(reward, reward / 100, perf, 1.0, 10, 100, 0.0, 0.3, 2.0, 0.5)
 
 
 def _parent(model) -> SimpleNamespace:
@@ -284,7 +286,7 @@ def test_early_stopping_waits_for_min_evals_then_patience(envs, cache_market):
 
 def test_early_stopping_never_stops_on_collapsed_evaluations(envs, cache_market):
     """A flat policy's eval reward (0.0) is not an improvement, and training goes on while no
-    evaluated policy cleared the collapse floors."""
+    evaluated policy passed the collapse rule."""
     cb = _child(EarlyStoppingCallback(patience=1, min_evals=1), envs, cache_market)
     cb.parent.last_eligible = cb.parent.has_best = False
     for _ in range(5):
@@ -298,18 +300,30 @@ def test_early_stopping_never_stops_on_collapsed_evaluations(envs, cache_market)
     assert not cb.on_step() and cb.stopped
 
 
-def test_eval_callback_keeps_only_policies_clearing_the_collapse_floors(envs, cache_market, tmp_path):
+def _run(positions: list[float], reward: float = 0.0) -> RolloutStats:
+    """A deterministic run that held these positions (the collapse rule reads only them)."""
+    return RolloutStats(reward, 0.0, 0.0, 1.0, 0, len(positions), 0.0, 0.0, 0.0,
+                        collapse_stats(positions).modal_share, positions=positions)
+
+
+def test_eval_callback_keeps_only_policies_passing_the_collapse_rule(envs, cache_market, tmp_path):
     model = _model(tiny_config(), envs, cache_market)
     attach_market(model, cache_market)
-    cb = SegmentEvalCallback(envs[1], 1, tmp_path / "best.zip", min_action_std=0.05, min_trades=5)
-    assert not cb.eligible(RolloutStats(0.0, 0.0, 0.0, 1.0, 0, 100, 0.0, 0.0, 0.0))  # flat
-    assert not cb.eligible(RolloutStats(1.0, 0.0, 0.0, 1.0, 4, 100, 0.0, 0.3, 2.0))  # too few trades
-    assert cb.eligible(RolloutStats(-1.0, 0.0, 0.0, 1.0, 5, 100, 0.0, 0.3, 2.0))
+    cb = SegmentEvalCallback(envs[1], 1, tmp_path / "best.zip", collapse_rule=CollapseRule())
+    month = 720  # an eval window: the rule asks for ceil(10 * 720 / 2160) = 4 trades
+    flat = _run([0.0] * month)
+    saturated = _run([1.0] * 700 + [0.5, 1.0] * 10)  # 20 trades, but +1.0 held 98.6 % of the time
+    few_trades = _run([1.0] * 360 + [0.0] * 360)  # 1 trade
+    moving = _run(([1.0] * 90 + [-0.5] * 90) * 4, reward=-1.0)  # 7 trades, modal share 50 %
+    assert not cb.eligible(flat) and not cb.eligible(saturated) and not cb.eligible(few_trades)
+    assert cb.eligible(moving)
     # Holding still through a one-regime eval month is live if the policy moves on the train probe.
-    flat = RolloutStats(0.0, 0.0, 0.0, 1.0, 0, 100, 0.0, 0.0, 0.0)
-    moving = RolloutStats(0.0, 0.0, 0.0, 1.0, 12, 100, 0.0, 0.4, 2.0)
-    assert cb.eligible(flat, train=moving) and not cb.eligible(flat, train=flat)
-    strict = SegmentEvalCallback(envs[1], 1, tmp_path / "best.zip", min_trades=10**9)
+    assert cb.eligible(flat, train=moving) and not cb.eligible(flat, train=saturated)
+    # The rule is the backtest's: the same verdict on the same positions.
+    for run in (flat, saturated, few_trades, moving):
+        assert cb.eligible(run) == (not BacktestConfig().collapse.verdict(collapse_stats(run.positions))[0])
+    assert SegmentEvalCallback(envs[1], 1, collapse_rule=CollapseRule.off()).eligible(flat)
+    strict = SegmentEvalCallback(envs[1], 1, tmp_path / "best.zip", collapse_rule=CollapseRule(min_trades=10**9))
     strict.init_callback(model)
     strict.num_timesteps = 100
     strict.evaluate()
@@ -361,4 +375,4 @@ def test_config_round_trips_through_json():
     assert cfg.fingerprint() != AgentConfig.full().fingerprint()
     with pytest.raises(ValueError, match="algo"):
         AgentConfig(algo="ddpg")  # dqn and a2c are plan B algorithms (tests/test_plan_b.py)
-    assert np.isfinite(cfg.min_action_std) and cfg.min_trades > 0
+    assert cfg.collapse == BacktestConfig().collapse  # one rule for selection and the backtest

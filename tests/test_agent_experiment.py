@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from cryptorl_core.agent import AgentConfig
-from cryptorl_core.experiment import apply_overrides, parse_overrides, summarize
+from cryptorl_core.experiment import apply_overrides, parse_overrides, quarters_collapsed, summarize
+from cryptorl_core.policy_stats import CollapseRule
 
 
 def test_overrides_parse_literals_and_set_agent_and_env_fields():
@@ -24,9 +26,21 @@ def test_unknown_override_is_refused():
 
 def test_summary_counts_runs_against_the_rule_and_buy_and_hold():
     row = {"train_agent_sharpe": 1.0, "train_regime_rule_sharpe": 1.0, "train_buy_and_hold_sharpe": 0.0,
-           "collapsed": False, "agent_n_trades": 10}
-    rows = [{**row, "agent_sharpe": 2.0, "regime_rule_sharpe": 2.0, "buy_and_hold_sharpe": 1.0},
-            {**row, "agent_sharpe": 0.5, "regime_rule_sharpe": 2.0, "buy_and_hold_sharpe": 1.0, "collapsed": True}]
+           "collapsed": False, "agent_n_trades": 10, "train_regime_rule_quarters_collapsed": 0}
+    rows = [{**row, "agent_sharpe": 2.0, "regime_rule_sharpe": 2.0, "buy_and_hold_sharpe": 1.0,
+             "train_agent_quarters_collapsed": 1},
+            {**row, "agent_sharpe": 0.5, "regime_rule_sharpe": 2.0, "buy_and_hold_sharpe": 1.0, "collapsed": True,
+             "train_agent_quarters_collapsed": 3}]
     s = summarize(rows)
     assert s["share_agent_ge_hold"] == 0.5 and s["share_agent_ge_0.8_rule"] == 0.5 and s["n_collapsed"] == 1
     assert s["median_agent_sharpe"] == 1.25
+    assert s["train_agent_quarters_collapsed"] == 4 and s["train_rule_quarters_collapsed"] == 0
+
+
+def test_quarters_collapsed_reads_each_whole_quarter_with_the_backtest_rule():
+    rule = CollapseRule()
+    held = [1.0] * 2160  # one quarter held at +1: collapsed
+    moving = ([0.5] * 100 + [-0.5] * 100) * 10 + [0.0] * 160  # 20 trades, no bin above 50 %
+    positions = pd.Series(held + moving + held[:1000])  # the last, partial quarter is not read
+    assert quarters_collapsed(positions, rule) == (1, 2)
+    assert quarters_collapsed(positions, CollapseRule.off()) == (0, 2)

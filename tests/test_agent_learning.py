@@ -11,6 +11,7 @@ from helpers.agent import hmm_context
 from cryptorl_core.agent import AgentConfig, MarketTensors, load_policy, train_policy
 from cryptorl_core.backtest.runner import run_backtest
 from cryptorl_core.encoder import CryptoMAE, MAEConfig
+from cryptorl_core.policy_stats import CollapseRule
 from cryptorl_core.schema import EVAL, feature_columns
 
 
@@ -21,8 +22,8 @@ def test_short_seeded_run_beats_flat_on_the_eval_window(tmp_path, segment_frame:
     scored is the last one, never selected on eval, so the figure is honestly out of sample."""
     torch.manual_seed(0)
     encoder = CryptoMAE(len(feature_columns(segment_frame)), MAEConfig.quick()).eval()
-    # Learning, not the collapse floors, is under test here: every evaluation may be kept.
-    cfg = AgentConfig.quick().replace(total_timesteps=24_000, eval_freq=8_000, min_trades=0, min_action_std=0.0)
+    # Learning, not the collapse rule, is under test here: every evaluation may be kept.
+    cfg = AgentConfig.quick().replace(total_timesteps=24_000, eval_freq=8_000, collapse=CollapseRule.off())
     market = MarketTensors.build(segment_frame, hmm_context(segment_frame), encoder, tokens=cfg.tokens, device="cpu")
     res = train_policy(segment_frame, None, market, cfg, tmp_path, device="cpu", seed=0)
     last = load_policy(res.final_model_path, market, algo=cfg.algo, device="cpu")

@@ -26,6 +26,7 @@ from cryptorl_core.agent import (
 from cryptorl_core.agent.curriculum import final_curriculum
 from cryptorl_core.encoder import CryptoMAE, MAEConfig
 from cryptorl_core.env import BatchCryptoEnv
+from cryptorl_core.policy_stats import CollapseRule
 from cryptorl_core.schema import TEST, feature_columns
 
 CPU = torch.device("cpu")
@@ -55,7 +56,7 @@ class Crash(BaseCallback):
 
 
 def test_short_run_writes_outputs_and_logs(tmp_path, segment_frame, context, market):
-    cfg = tiny_config(min_action_std=0.0, min_trades=0)  # every evaluation may be kept
+    cfg = tiny_config(collapse=CollapseRule.off())  # every evaluation may be kept
     res = train_policy(segment_frame, context, market, cfg, tmp_path / "out", tmp_path / "ckpt",
                        device="cpu", tensorboard_dir=tmp_path / "tb")
     assert res.num_timesteps == 480 and res.start_timesteps == 0
@@ -123,7 +124,7 @@ def test_same_seed_gives_the_same_policy(tmp_path, segment_frame, context, marke
 
 
 def test_collapsed_runs_retry_new_seeds_then_fail_without_publishing(tmp_path, segment_frame, context, market):
-    cfg = tiny_config(total_timesteps=240, eval_freq=240, min_trades=10**6, collapse_retries=1,
+    cfg = tiny_config(total_timesteps=240, eval_freq=240, collapse=CollapseRule(min_trades=10**6), collapse_retries=1,
                       fail_on_collapse=True)
     with pytest.raises(PolicyCollapsedError, match="after 2 seeds") as info:
         train_policy(segment_frame, context, market, cfg, tmp_path / "out", device="cpu")
@@ -133,7 +134,7 @@ def test_collapsed_runs_retry_new_seeds_then_fail_without_publishing(tmp_path, s
 
 
 def test_best_of_seeds_is_chosen_on_eval_reward(tmp_path, segment_frame, context, market):
-    cfg = tiny_config(total_timesteps=240, eval_freq=240, n_seeds=2, min_trades=0, min_action_std=0.0)
+    cfg = tiny_config(total_timesteps=240, eval_freq=240, n_seeds=2, collapse=CollapseRule.off())
     res = train_policy(segment_frame, context, market, cfg, tmp_path / "out", device="cpu")
     runs = res.extra["seed_runs"]
     assert [r["seed"] for r in runs] == [0, 1]
@@ -153,13 +154,13 @@ def test_quick_profile_policy_is_not_collapsed_on_synthetic_data(tmp_path, segme
     res = train_policy(segment_frame, context, encoder, cfg, tmp_path, device="cpu")
     ev = res.eval_stats
     assert not res.collapsed
-    assert ev.action_std > cfg.min_action_std and ev.n_trades >= cfg.min_trades
+    assert not cfg.collapse.verdict(ev.position_stats)[0] or not res.extra["collapse"]["train_probe"]
     final = final_curriculum(cfg)
     test_cfg = cfg.env.with_overrides(n_envs=1, curriculum_lambda=final.curriculum_lambda, churn_coef=final.churn_coef,
                                       smooth_coef=final.smooth_coef, w_cost_low=cfg.eval_w_cost,
                                       w_cost_high=cfg.eval_w_cost, w_cost_p_zero=0.0)
     test = rollout_policy(res.model, BatchCryptoEnv.from_segment_frame(segment_frame, TEST, test_cfg, mode="sequential"),
                           reward_scale=cfg.env.reward_scale)
-    print(f"quick profile: eval action std {ev.action_std:.3f}, trades {ev.n_trades:.0f}, nav {ev.nav:.4f}; "
-          f"test action std {test.action_std:.3f}, trades {test.n_trades:.0f}, nav {test.nav:.4f}")
-    assert test.action_std > cfg.min_action_std and test.n_trades >= cfg.min_trades
+    print(f"quick profile: eval modal share {ev.modal_share:.3f}, trades {ev.n_trades:.0f}, nav {ev.nav:.4f}; "
+          f"test modal share {test.modal_share:.3f}, trades {test.n_trades:.0f}, nav {test.nav:.4f}")
+    assert cfg.collapse.verdict(test.position_stats) == (False, [])

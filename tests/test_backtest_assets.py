@@ -151,7 +151,7 @@ def test_backtest_report_asset_and_warn_only_collapse_check(upstream: dict, dags
     (evaluation,) = result.get_asset_check_evaluations()
     assert evaluation.check_name == "backtest_policy_not_collapsed" and evaluation.partition == latest_key
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
-    assert "modal action +0.3" in evaluation.metadata["reasons"].value
+    assert "position +0.3 held" in evaluation.metadata["reasons"].value
 
 
 def test_collapse_check_quiet_on_a_varied_policy(upstream: dict, dagster_resources: dict, latest_key: str) -> None:

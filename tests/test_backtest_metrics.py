@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cryptorl_core.backtest.collapse import is_collapsed
 from cryptorl_core.backtest.config import BacktestConfig
 from cryptorl_core.backtest.metrics import (
     annualised_return,
@@ -48,7 +47,7 @@ from cryptorl_core.backtest.significance import (
     sharpe_significance,
 )
 from cryptorl_core.backtest.timing import timing_quality
-from cryptorl_core.policy_stats import action_bins, collapse_stats
+from cryptorl_core.policy_stats import CollapseRule, action_bins, collapse_stats
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SQRT_HOURS_PER_YEAR = math.sqrt(24 * 365.25)  # an average calendar year of hours
@@ -318,7 +317,7 @@ def test_collapse_constant_actions():
     assert stats.entropy_bits == 0.0 and stats.entropy_frac == 0.0
     assert stats.modal_action == pytest.approx(0.5) and stats.modal_share == 1.0
     assert stats.n_trades == 0 and stats.n_actions == 100
-    collapsed, reasons = is_collapsed(stats)
+    collapsed, reasons = CollapseRule().verdict(stats)
     assert collapsed and len(reasons) == 3
     assert "+0.5" in reasons[0] and "100.0%" in reasons[0]
 
@@ -329,14 +328,17 @@ def test_collapse_varied_actions():
     assert stats.entropy_frac == pytest.approx(1.0 / math.log2(21))
     assert stats.modal_share == 0.5 and stats.n_trades == 99
     assert stats.as_dict()["histogram"] == {"-1.0": 50, "+1.0": 50}
-    assert is_collapsed(stats) == (False, [])
-    # four actions in four bins: log2(4) = 2 bits; 3 trades < 10
-    stats = collapse_stats([0.0, 0.1, 0.2, 0.3])
-    assert stats.entropy_bits == pytest.approx(2.0)
-    collapsed, reasons = is_collapsed(stats)
-    assert collapsed and reasons == ["3 trades (< 10)"]
-    assert is_collapsed(stats, min_trades=3) == (False, [])
-    assert not is_collapsed(stats, config=BacktestConfig.quick())[0]  # quick: min 3 trades
+    assert CollapseRule().verdict(stats) == (False, [])
+    # four bins over a quarter (2,160 bars): 2 bits, but 3 trades < 10
+    stats = collapse_stats(np.repeat([0.0, 0.1, 0.2, 0.3], 540))
+    assert stats.entropy_bits == pytest.approx(2.0) and stats.n_trades == 3
+    collapsed, reasons = CollapseRule().verdict(stats)
+    assert collapsed and reasons == ["3 trades over 2160 bars (< 10)"]
+    assert CollapseRule(min_trades=3).verdict(stats) == (False, [])
+    # The floor is per quarter, scaled to the window: 4 trades pass over one month (720 bars).
+    assert CollapseRule().verdict(collapse_stats(np.repeat([0.0, 0.1, 0.2, 0.3, 0.4], 144))) == (False, [])
+    assert [CollapseRule().required_trades(n) for n in (2160, 720, 100, 1)] == [10, 4, 1, 1]
+    assert CollapseRule.off().required_trades(2160) == 0
 
 
 def test_collapse_modal_share_threshold():
@@ -345,12 +347,12 @@ def test_collapse_modal_share_threshold():
     assert stats.modal_share == pytest.approx(0.98) and stats.n_trades == 4
     # -(0.98 log2 0.98 + 0.02 log2 0.02) = 0.14144 bits, 0.0322 of log2(21)
     assert stats.entropy_bits == pytest.approx(0.14144, abs=1e-5)
-    collapsed, reasons = is_collapsed(stats, max_modal_share=0.95, min_trades=2)
+    collapsed, reasons = CollapseRule(max_modal_share=0.95, min_trades=2, window_bars=100).verdict(stats)
     assert collapsed and len(reasons) == 2
     assert "98.0%" in reasons[0] and "entropy 0.032" in reasons[1]
-    relaxed = {"min_trades": 2, "min_entropy_frac": 0.0}
-    assert is_collapsed(stats, max_modal_share=0.95, **relaxed)[1] == [reasons[0]]
-    assert is_collapsed(stats, max_modal_share=0.99, **relaxed) == (False, [])
+    relaxed = {"min_trades": 2, "min_entropy_frac": 0.0, "window_bars": 100}
+    assert CollapseRule(max_modal_share=0.95, **relaxed).verdict(stats)[1] == [reasons[0]]
+    assert CollapseRule(max_modal_share=0.99, **relaxed).verdict(stats) == (False, [])
 
 
 # --------------------------------------------------------------------------- plots

@@ -292,7 +292,7 @@ def test_collapse_audit_fires_on_constant_policy_only(frame: pd.DataFrame) -> No
     cfg = BacktestConfig()
     stuck = audit_policy(constant(0.3), run_backtest(constant(0.3), frame), cfg)
     assert stuck.collapsed and stuck.collapse.modal_share == 1.0 and stuck.collapse.n_trades == 0
-    assert any("modal action +0.3" in r for r in stuck.reasons) and any("trades" in r for r in stuck.reasons)
+    assert any("position +0.3" in r for r in stuck.reasons) and any("trades" in r for r in stuck.reasons)
     varied = audit_policy(alternating, run_backtest(alternating, frame), cfg)
     assert not varied.collapsed and varied.reasons == [] and varied.collapse.modal_share == pytest.approx(0.5, abs=0.01)
     assert varied.q_spread is None and varied.attribution == {}  # callables: action statistics only

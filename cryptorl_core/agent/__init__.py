@@ -5,7 +5,7 @@
   embedding cache (or live encoder) and HMM context the extractor gathers from;
 - :mod:`~cryptorl_core.agent.extractor`: :class:`FoundationFeatureExtractor`, :func:`attach_market`;
 - :mod:`~cryptorl_core.agent.curriculum`: cost curriculum and w_cost curriculum;
-- :mod:`~cryptorl_core.agent.evaluation`: rollouts, collapse floors, the segment evaluation
+- :mod:`~cryptorl_core.agent.evaluation`: rollouts, the collapse rule on eval, the segment evaluation
   callback with early stopping and the overfitting monitor;
 - :mod:`~cryptorl_core.agent.callbacks`: entropy floor, metrics, resume checkpoints;
 - :mod:`~cryptorl_core.agent.resume`: resume state and the SIGTERM save;

@@ -8,6 +8,7 @@ from typing import Any
 
 from cryptorl_core.env.config import EnvConfig
 from cryptorl_core.fingerprint import stable_hash
+from cryptorl_core.policy_stats import CollapseRule
 
 #: ``dqn`` (SB3 DQN over the env's position grid) and ``a2c`` (SB3's defaults) are seed 004's plan B.
 ALGOS = ("tqc", "sac", "ppo", "dqn", "a2c")
@@ -143,18 +144,15 @@ class AgentConfig:
     :param save_replay_buffer: store the replay buffer with each checkpoint (exact resume
         of off-policy learning); without it a resumed run refills the buffer from scratch.
 
-    Collapse floors (the project's; seed 001's own answer to collapse is the entropy floor)
-    ---------------------------------------------------------------------------------------
-    :param min_action_std: the deterministic policy's action std on the eval window must
-        exceed this for the policy to count as not collapsed.
-    :param min_trades: ... and it must trade (change position) at least this often.
-        Measured on the synthetic latest segment (2025-Q4), quick profile, seed 0, CPU: eval
-        window action std 0.44-0.92 and 22-83 trades over 719 steps (trained or untrained
-        quick encoder); test window std 0.62-0.79, 180-420 trades. A collapsed policy sits
-        at std ~0.01 and 0-1 trades, as the early-training evaluations do.
+    Collapse (the project's; seed 001's own answer to collapse is the entropy floor)
+    ---------------------------------------------------------------------------------
+    :param collapse: the collapse rule (:class:`~cryptorl_core.policy_stats.CollapseRule`, the
+        backtest's too: modal position share at most 95 %, 10 trades a quarter scaled to the
+        window, entropy floor). A policy whose executed positions fail it on the eval window
+        and on the train probe alike is never kept as the best model.
 
     :param n_seeds: agents trained per segment (seeds ``seed .. seed + n_seeds - 1``); the one
-        with the best eval reward among those that clear the collapse floors is kept.
+        with the best eval reward among the live ones (``collapse``) is kept.
     :param collapse_retries: more seeds trained, one at a time, while every run so far is
         collapsed on the eval window; after them the stage fails instead of publishing a dead policy ...
     :param fail_on_collapse: ... unless this is off (wiring smoke tests): then the best collapsed
@@ -228,8 +226,7 @@ class AgentConfig:
     keep_checkpoints: int = 3
     save_replay_buffer: bool = True
 
-    min_action_std: float = 0.05
-    min_trades: int = 5
+    collapse: CollapseRule = field(default_factory=CollapseRule)
     n_seeds: int = 1
     collapse_retries: int = 2
     fail_on_collapse: bool = True
@@ -350,6 +347,8 @@ class AgentConfig:
         if isinstance(kwargs.get("env"), dict):
             env_known = {f.name for f in fields(EnvConfig)}
             kwargs["env"] = EnvConfig(**{k: v for k, v in kwargs["env"].items() if k in env_known})
+        if isinstance(kwargs.get("collapse"), dict):
+            kwargs["collapse"] = CollapseRule(**kwargs["collapse"])
         if "net_arch" in kwargs:
             kwargs["net_arch"] = tuple(kwargs["net_arch"])
         return cls(**kwargs)

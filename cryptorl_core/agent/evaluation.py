@@ -2,7 +2,8 @@
 
 - :class:`RolloutStats`, :func:`rollout_policy`: a deterministic run until every env ended one
   episode;
-- :func:`clears_floors`, :func:`is_live`: the collapse floors on action std and trade count;
+- :func:`is_live`: the project's collapse rule (:class:`~cryptorl_core.policy_stats.CollapseRule`,
+  the backtest's too) on the eval window or the train probe;
 - :class:`SegmentEvalCallback`: periodic deterministic evaluation on the eval split, keeps the
   best eligible model, with after-evaluation children :class:`EarlyStoppingCallback` and
   :class:`OverfitMonitorCallback`.
@@ -25,7 +26,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from cryptorl_core.agent.callbacks import StatefulCallback
 from cryptorl_core.env.discrete import env_actions
-from cryptorl_core.policy_stats import collapse_stats
+from cryptorl_core.policy_stats import CollapseRule, CollapseStats, collapse_stats
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class RolloutStats:
     :param action_mean: mean raw action of env 0.
     :param action_std: std of env 0's raw actions over its episode (collapse indicator).
     :param action_entropy_bits: entropy of env 0's action histogram on the 0.1 grid.
+    :param modal_share: share of env 0's steps spent in its most frequent executed position.
     :param actions: env 0's raw actions, in time order.
     :param positions: env 0's executed positions, in time order.
     :param navs: env 0's NAV after each step.
@@ -57,6 +59,7 @@ class RolloutStats:
     action_mean: float
     action_std: float
     action_entropy_bits: float
+    modal_share: float
     actions: list[float] = field(default_factory=list, repr=False)
     positions: list[float] = field(default_factory=list, repr=False)
     navs: list[float] = field(default_factory=list, repr=False)
@@ -67,6 +70,12 @@ class RolloutStats:
         for key in ("actions", "positions", "navs"):
             d.pop(key)
         return d
+
+    @property
+    def position_stats(self) -> CollapseStats:
+        """Histogram, modal share and trades of env 0's executed positions (what the collapse
+        rule reads)."""
+        return collapse_stats(self.positions)
 
 
 def rollout_policy(model: BaseAlgorithm, env: VecEnv, deterministic: bool = True,
@@ -121,28 +130,30 @@ def rollout_policy(model: BaseAlgorithm, env: VecEnv, deterministic: bool = True
         action_mean=float(acts.mean()),
         action_std=float(acts.std()),
         action_entropy_bits=collapse_stats(acts).entropy_bits,
+        modal_share=collapse_stats(positions0).modal_share,
         actions=acts.tolist(),
         positions=positions0,
         navs=navs0,
     )
 
 
-def clears_floors(stats: RolloutStats, min_action_std: float, min_trades: float) -> bool:
-    """Whether a deterministic run's action std and trade count reach the collapse floors."""
-    return stats.action_std >= min_action_std and stats.n_trades >= min_trades
+def collapse_reasons(stats: RolloutStats, rule: CollapseRule) -> list[str]:
+    """The rule's failed criteria on a deterministic run's executed positions (empty: live)."""
+    return rule.verdict(stats.position_stats)[1]
 
 
-def is_live(eval_stats: RolloutStats, train_stats: RolloutStats | None, min_action_std: float,
-            min_trades: float) -> bool:
-    """A policy is live (not collapsed) when it clears the floors on the eval window or on the
-    train probe's episodes of the same length.
+def is_live(eval_stats: RolloutStats, train_stats: RolloutStats | None, rule: CollapseRule) -> bool:
+    """A policy is live (not collapsed) when its positions pass the collapse rule on the eval
+    window or on the train probe's episodes of the same length.
 
-    Why both: a policy that reads the regime holds still through a one-regime eval month (a
-    whole month of range, where flat is right), yet moves across the train year's regimes;
-    a collapsed policy, one that ignores its inputs, is constant on both.
+    The rule is the backtest's (:class:`~cryptorl_core.policy_stats.CollapseRule`), so a policy
+    kept here would not be called collapsed on a window like these. Why either window: a policy
+    that reads the regime holds still through a one-regime eval month (a whole month of range,
+    where flat is right), yet moves across the train year's regimes; a collapsed policy, one
+    that ignores its inputs, is constant on both.
     """
-    return clears_floors(eval_stats, min_action_std, min_trades) or (
-        train_stats is not None and clears_floors(train_stats, min_action_std, min_trades))
+    return not collapse_reasons(eval_stats, rule) or (
+        train_stats is not None and not collapse_reasons(train_stats, rule))
 
 
 class SegmentEvalCallback(StatefulCallback):
@@ -159,10 +170,10 @@ class SegmentEvalCallback(StatefulCallback):
     :param reward_scale: the env's ``reward_scale``.
     :param probe_seed: seed of the train probe's episodes (the same ones at every evaluation).
     :param after_eval: children called after each evaluation (their ``parent`` is this callback).
-    :param min_action_std: an evaluated policy whose action std is below this ...
-    :param min_trades: ... or that trades fewer times, on the eval window and on the train probe
-        alike (:func:`is_live`), is collapsed: never kept as the best model, however high its
-        eval reward (a flat policy's 0.0 beats a slightly negative one).
+    :param collapse_rule: an evaluated policy that fails this rule on the eval window and on
+        the train probe alike (:func:`is_live`) is collapsed: never kept as the best model,
+        however high its eval reward (a flat policy's 0.0 beats a slightly negative one).
+        ``None``: every evaluation is eligible.
     """
 
     state_key = "eval"
@@ -170,9 +181,9 @@ class SegmentEvalCallback(StatefulCallback):
     def __init__(self, eval_env: VecEnv, eval_freq: int, best_model_path: str | Path | None = None,
                  train_probe_env: VecEnv | None = None, reward_scale: float = 1.0,
                  probe_seed: int | None = 0, after_eval: Sequence[BaseCallback] = (),
-                 min_action_std: float = 0.0, min_trades: float = 0.0, verbose: int = 0) -> None:
+                 collapse_rule: CollapseRule | None = None, verbose: int = 0) -> None:
         super().__init__(verbose)
-        self.min_action_std, self.min_trades = float(min_action_std), float(min_trades)
+        self.collapse_rule = collapse_rule
         self.eval_env = eval_env
         self.train_probe_env = train_probe_env
         self.eval_freq = int(eval_freq)
@@ -215,10 +226,11 @@ class SegmentEvalCallback(StatefulCallback):
                 self.model.save(self.best_model_path)
         entry = {"step": self.num_timesteps, **result.summary(), "eligible": float(self.last_eligible)}
         if train is not None:
+            entry["train_modal_share"] = train.modal_share
             entry["train_reward_per_step"] = train.reward_per_step
             entry["train_perf_per_step"] = train.perf_per_step
         self.history.append(entry)
-        for key in ("reward", "reward_per_step", "perf_per_step", "nav", "n_trades", "action_std", "action_entropy_bits"):
+        for key in ("reward", "reward_per_step", "perf_per_step", "nav", "n_trades", "action_std", "action_entropy_bits", "modal_share"):
             self.logger.record(f"eval/{key}", entry[key])
         self.logger.record("eval/best_reward", self.best_reward)
         if self.verbose:
@@ -232,7 +244,7 @@ class SegmentEvalCallback(StatefulCallback):
 
     def eligible(self, result: RolloutStats, train: RolloutStats | None = None) -> bool:
         """Whether an evaluated policy is live (may be kept as the best): see :func:`is_live`."""
-        return is_live(result, train, self.min_action_std, self.min_trades)
+        return self.collapse_rule is None or is_live(result, train, self.collapse_rule)
 
     @property
     def has_best(self) -> bool:
@@ -263,7 +275,7 @@ class SegmentEvalCallback(StatefulCallback):
 class EarlyStoppingCallback(StatefulCallback):
     """Child of :class:`SegmentEvalCallback`: stop after ``patience`` evaluations without an
     improvement of at least ``min_delta``, but never before ``min_evals`` evaluations, and
-    never while no evaluated policy cleared the collapse floors (a collapsed evaluation is
+    never while no evaluated policy passed the collapse rule (a collapsed evaluation is
     never an improvement: training goes on until a live policy is kept or steps run out).
 
     :param patience: evaluations without improvement tolerated.

@@ -49,6 +49,7 @@ from cryptorl_core.agent.evaluation import (
     OverfitMonitorCallback,
     RolloutStats,
     SegmentEvalCallback,
+    collapse_reasons,
     is_live,
     rollout_policy,
 )
@@ -112,8 +113,8 @@ class PolicyTrainResult:
     :param train_seconds: wall time of this call's ``learn``.
     :param env_steps_per_s: env transitions per second of this call (evaluations included).
     :param overfit_warned_at: step of the first overfitting warning (-1: none).
-    :param collapsed: whether the action std or trade count is below the floors on the eval
-        window and on the train probe alike (:func:`~cryptorl_core.agent.evaluation.is_live`).
+    :param collapsed: whether the executed positions fail the collapse rule (``config.collapse``)
+        on the eval window and on the train probe alike (:func:`~cryptorl_core.agent.evaluation.is_live`).
     :param device: device trained on.
     :param seed: the seed.
     :param fingerprint: hash of configuration and data (decides resuming).
@@ -158,7 +159,7 @@ class PolicyTrainResult:
             "stopped_early": self.stopped_early, "n_evals": len(self.evals),
             "train_seconds": self.train_seconds, "env_steps_per_s": self.env_steps_per_s,
             "overfit_warned_at": self.overfit_warned_at, "collapsed": self.collapsed,
-            "min_action_std": self.config.min_action_std, "min_trades": self.config.min_trades,
+            "collapse_rule": self.config.collapse.as_dict(),
             "device": self.device, "seed": self.seed, "fingerprint": self.fingerprint,
             "seed_runs": self.extra.get("seed_runs", []),
             **{f"eval_{k}": v for k, v in self.eval_stats.summary().items()},
@@ -355,7 +356,7 @@ def train_policy(
     """Train ``config.n_seeds`` agents (more if collapsed) and keep the best live one on the eval split.
 
     Seeds are ``seed, seed + 1, ...``. Each run keeps its best eval checkpoint among those
-    that clear the collapse floors (:class:`~cryptorl_core.agent.evaluation.SegmentEvalCallback`).
+    that pass the collapse rule (:class:`~cryptorl_core.agent.evaluation.SegmentEvalCallback`).
     When every run so far is collapsed (on the eval window and the train probe alike,
     :func:`~cryptorl_core.agent.evaluation.is_live`), up to ``config.collapse_retries``
     more seeds are trained; then :class:`PolicyCollapsedError` is raised rather than a dead
@@ -364,7 +365,7 @@ def train_policy(
     ``out_dir/seeds/<seed>`` (checkpoints under ``checkpoint_dir/seed-<seed>``); the winner's
     files are copied to ``out_dir``. Parameters as :func:`train_one_seed`.
 
-    :raises PolicyCollapsedError: no run produced a policy that clears the collapse floors.
+    :raises PolicyCollapsedError: no run produced a policy that passes the collapse rule.
     :raises TrainingInterrupted: SIGTERM arrived; a checkpoint was saved first.
     """
     out = Path(out_dir)
@@ -388,28 +389,25 @@ def train_policy(
     chosen = max(live or runs, key=lambda r: r.eval_stats.reward)
     chosen.extra["seed_runs"] = [{"seed": r.seed, "eval_reward": r.eval_stats.reward, "collapsed": r.collapsed,
                                   "best_step": r.best_step, "eval_trades": r.eval_stats.n_trades,
-                                  "eval_action_std": r.eval_stats.action_std} for r in runs]
+                                  "eval_modal_share": r.eval_stats.modal_share} for r in runs]
     return publish_run(chosen, out)
 
 
 class PolicyCollapsedError(RuntimeError):
-    """Every training run ended with a policy that fails the collapse floors on the eval window
+    """Every training run ended with a policy that fails the collapse rule on the eval window
     and on the train probe.
 
     :param runs: the runs, one per seed.
-    :param config: the configuration (floors, retries).
+    :param config: the configuration (rule, retries).
     """
 
     def __init__(self, runs: Sequence[PolicyTrainResult], config: AgentConfig) -> None:
-        detail = "; ".join(f"seed {r.seed}: eval action std {r.eval_stats.action_std:.3f}, "
-                           f"{r.eval_stats.n_trades:.0f} trades; train probe action std "
-                           f"{r.extra['train_probe']['action_std']:.3f}, {r.extra['train_probe']['n_trades']:.1f} trades"
-                           for r in runs)
+        detail = "; ".join(f"seed {r.seed}: eval window: {'; '.join(r.extra['collapse']['eval'])}; train probe: "
+                           f"{'; '.join(r.extra['collapse']['train_probe'])}" for r in runs)
         super().__init__(
-            f"no policy cleared the collapse floors on the eval window or the train probe "
-            f"(action std >= {config.min_action_std}, "
-            f"trades >= {config.min_trades}) after {len(runs)} seeds: {detail}. Train longer "
-            f"(total_timesteps), raise collapse_retries or min_ent_coef, or check the inputs.")
+            f"no policy passed the collapse rule ({config.collapse.as_dict()}) on the eval window or the "
+            f"train probe after {len(runs)} seeds: {detail}. Train longer (total_timesteps), raise "
+            f"collapse_retries or min_ent_coef, or check the inputs.")
         self.runs = list(runs)
 
 
@@ -502,8 +500,7 @@ def train_one_seed(
     overfit = OverfitMonitorCallback(config.overfit_margin, config.overfit_rel_gap)
     evaluator = SegmentEvalCallback(eval_env, config.eval_freq, best_path, train_probe_env=probe_env,
                                     reward_scale=config.env.reward_scale, probe_seed=seed + 1,
-                                    after_eval=[early_stop, overfit], min_action_std=config.min_action_std,
-                                    min_trades=config.min_trades)
+                                    after_eval=[early_stop, overfit], collapse_rule=config.collapse)
     metrics = MetricsCallback(config.log_freq)
     stateful = [evaluator, early_stop, overfit, metrics]
     callbacks: list[BaseCallback] = [
@@ -541,7 +538,7 @@ def train_one_seed(
     best = load_policy(model_path, market, algo=config.algo, device=dev)
     eval_stats = rollout_policy(best, eval_env, True, config.env.reward_scale)
     probe_stats = rollout_policy(best, probe_env, True, config.env.reward_scale, seed + 1)
-    collapsed = not is_live(eval_stats, probe_stats, config.min_action_std, config.min_trades)
+    collapsed = not is_live(eval_stats, probe_stats, config.collapse)
     done = time.perf_counter() - t0
     result = PolicyTrainResult(
         model=best, config=config, model_path=model_path, final_model_path=final_path,
@@ -559,9 +556,11 @@ def train_one_seed(
     (out / HISTORY_FILE).write_text(json.dumps({"evals": result.evals, "curves": result.curves}, default=float))
     if ckpt_dir is not None:
         mark_done(ckpt_dir, {"fingerprint": fingerprint, "num_timesteps": result.num_timesteps})
-    result.extra["train_probe"] = {"action_std": probe_stats.action_std, "n_trades": probe_stats.n_trades}
+    result.extra["train_probe"] = {"action_std": probe_stats.action_std, "n_trades": probe_stats.n_trades,
+                                   "modal_share": probe_stats.modal_share}
+    result.extra["collapse"] = {"eval": collapse_reasons(eval_stats, config.collapse),
+                                "train_probe": collapse_reasons(probe_stats, config.collapse)}
     if collapsed:
-        logger.warning("policy looks collapsed on the eval window and the train probe: action std %.3f / %.3f "
-                       "(floor %.3f), %d / %.1f trades (floor %d)", eval_stats.action_std, probe_stats.action_std,
-                       config.min_action_std, eval_stats.n_trades, probe_stats.n_trades, config.min_trades)
+        logger.warning("policy looks collapsed on the eval window (%s) and the train probe (%s)",
+                       "; ".join(result.extra["collapse"]["eval"]), "; ".join(result.extra["collapse"]["train_probe"]))
     return result

@@ -1,4 +1,4 @@
-"""Backtest analytics: metrics, timing quality, baselines, significance, collapse, plots.
+"""Backtest analytics: metrics, timing quality, baselines, significance, collapse audit, plots.
 
 Pure functions of arrays / Series; running the agent and the baselines through the
 environment (execution lag, costs) happens elsewhere.
@@ -12,7 +12,6 @@ from cryptorl_core.backtest.baselines import (
     segment_baseline_positions,
     sma_crossover,
 )
-from cryptorl_core.backtest.collapse import is_collapsed
 from cryptorl_core.backtest.config import BacktestConfig
 from cryptorl_core.backtest.metrics import (
     compute_metrics,
@@ -52,7 +51,6 @@ __all__ = [
     "equity_curve_png",
     "expected_max_sharpe",
     "flat",
-    "is_collapsed",
     "max_drawdown",
     "metrics_markdown",
     "metrics_table",

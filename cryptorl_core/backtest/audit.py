@@ -3,7 +3,7 @@
 A collapsed policy keeps taking the same action whatever the market does (the most common
 complaint in FinRL and freqtrade's RL). The audit looks at it from four sides:
 
-1. **Actions** (:mod:`cryptorl_core.backtest.collapse`): histogram, entropy, modal share and
+1. **Actions** (:class:`~cryptorl_core.policy_stats.CollapseRule`): histogram, entropy, modal share and
    number of trades of the deterministic actions over the window.
 2. **Exploration noise**: the policy's log standard deviation (gSDE's ``log_std`` matrix, or the
    state-dependent one without gSDE) and the resulting pre-squash action std at the sampled
@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from cryptorl_core.backtest.collapse import is_collapsed
 from cryptorl_core.backtest.config import BacktestConfig
 from cryptorl_core.backtest.runner import BacktestRun
 from cryptorl_core.policy_stats import CollapseStats, collapse_stats
@@ -257,7 +256,7 @@ def audit_policy(
     """
     cfg = config or BacktestConfig()
     stats = collapse_stats(run.actions, cfg.action_bin_width)
-    collapsed, reasons = is_collapsed(stats, config=cfg)
+    collapsed, reasons = cfg.collapse.verdict(stats)
     audit = PolicyAudit(collapse=stats, collapsed=collapsed, reasons=reasons)
     if not hasattr(model, "actor"):
         return audit

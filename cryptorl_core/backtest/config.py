@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
-from cryptorl_core.policy_stats import ACTION_BIN_WIDTH
+from cryptorl_core.policy_stats import ACTION_BIN_WIDTH, CollapseRule
 from cryptorl_core.schema import HOURS_PER_YEAR
 from cryptorl_core.vol_target import VOL_TARGET_MAX_POSITION, VOL_TARGET_WINDOW_H
-
-#: Hours in a year. Crypto trades 24/7, so hourly returns annualise with 24 * 365
-#: periods (not the 252 * 6.5 hours of an equity session).
-
 
 #: Pipeline profiles whose backtest is the full one (a calendar-quarter test window).
 FULL_SIZE_PROFILES = ("full", "seed000", "seed001", "simple")
@@ -44,12 +40,8 @@ class BacktestConfig:
         (bull, bear, range, crash: the order of ``schema.REGIME_NAMES``).
     :param action_bin_width: width of the action-histogram bins of the collapse audit
         (the environment's discretisation step).
-    :param collapse_max_modal_share: a policy whose modal action is held more than this share
-        of the time is flagged collapsed.
-    :param collapse_min_trades: a policy with fewer trades than this over the window is
-        flagged collapsed.
-    :param collapse_min_entropy_frac: a policy whose action-histogram entropy is below this
-        fraction of the maximum (uniform over all bins) is flagged collapsed.
+    :param collapse: when the agent's test run counts as collapsed; the same rule as the
+        trainer's model selection (:class:`~cryptorl_core.policy_stats.CollapseRule`).
     :param plot_figsize: figure size in inches; small, so an embedded base64 PNG stays light.
     :param plot_dpi: figure resolution.
     :param eval_w_cost: fixed cost weight ``w_cost`` the policy is conditioned on in a backtest
@@ -87,9 +79,7 @@ class BacktestConfig:
     regime_rule_weights: tuple[float, float, float, float] = (1.0, 0.0, -1.0, -1.0)
     oracle_regime_positions: tuple[float, float, float, float] = (1.0, -1.0, 0.0, -1.0)
     action_bin_width: float = ACTION_BIN_WIDTH
-    collapse_max_modal_share: float = 0.95
-    collapse_min_trades: int = 10
-    collapse_min_entropy_frac: float = 0.05
+    collapse: CollapseRule = field(default_factory=CollapseRule)
     plot_figsize: tuple[float, float] = (10.0, 4.0)
     plot_dpi: int = 80
     eval_w_cost: float = 0.5
@@ -102,15 +92,14 @@ class BacktestConfig:
 
     @classmethod
     def quick(cls) -> BacktestConfig:
-        """Short test windows (CPU smoke runs): shorter horizons and fewer required trades; no
-        stochastic evaluation."""
+        """Short test windows (CPU smoke runs): shorter horizons; no stochastic evaluation. (The
+        collapse rule's trade floor scales with the window by itself.)"""
         return cls(
             timing_horizon_h=12,
             market_label_threshold=0.05,
             sma_fast=12,
             sma_slow=48,
             momentum_lookback_h=24,
-            collapse_min_trades=3,
         )
 
     @classmethod

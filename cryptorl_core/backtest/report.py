@@ -38,7 +38,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cryptorl_core.backtest.collapse import is_collapsed
 from cryptorl_core.backtest.config import BacktestConfig
 from cryptorl_core.backtest.exposure import EXPOSURE_MATCHED, run_exposure_matched, timing_alpha
 from cryptorl_core.backtest.metrics import (
@@ -135,7 +134,7 @@ class BacktestReport:
 
     def collapse_verdict(self) -> tuple[bool, list[str]]:
         """``(collapsed, reasons)`` under the configured thresholds."""
-        return is_collapsed(self.collapse, config=self.config)
+        return self.config.collapse.verdict(self.collapse)
 
     def table(self) -> pd.DataFrame:
         """One row per metric, one column per strategy (raw values)."""

@@ -28,7 +28,6 @@ from cryptorl_core.agent.config import AgentConfig
 from cryptorl_core.agent.loading import load_policy
 from cryptorl_core.backtest.audit import audit_policy
 from cryptorl_core.backtest.baselines import REGIME_RULE, VOL_TARGET
-from cryptorl_core.backtest.collapse import is_collapsed
 from cryptorl_core.backtest.config import BacktestConfig
 from cryptorl_core.backtest.report import (
     AGENT,
@@ -200,7 +199,7 @@ def backtest_policy_not_collapsed(
     _, config = backtest_configs(profile)
     steps = pd.read_parquet(artifacts.path(REPORT_ASSET, key) / STEPS_FILE)
     stats = collapse_stats(steps["target"].dropna().to_numpy(), config.action_bin_width)
-    collapsed, reasons = is_collapsed(stats, config=config)
+    collapsed, reasons = config.collapse.verdict(stats)
     return dg.AssetCheckResult(
         passed=not collapsed,
         severity=dg.AssetCheckSeverity.WARN,
@@ -211,11 +210,7 @@ def backtest_policy_not_collapsed(
             "n_trades": stats.n_trades,
             "entropy_frac": stats.entropy_frac,
             "histogram": dg.MetadataValue.json(stats.as_dict()["histogram"]),
-            "thresholds": dg.MetadataValue.json({
-                "max_modal_share": config.collapse_max_modal_share,
-                "min_trades": config.collapse_min_trades,
-                "min_entropy_frac": config.collapse_min_entropy_frac,
-            }),
+            "rule": dg.MetadataValue.json(config.collapse.as_dict()),
         },
     )
 

@@ -83,7 +83,7 @@ def _metadata(result: PolicyTrainResult, artifact: PolicyArtifact, png: bytes, d
     m = result.metrics()
     ev = result.eval_stats
     evals = pd.DataFrame(result.evals)
-    table = evals[["step", "reward", "nav", "n_trades", "action_std"]].set_index("step") if not evals.empty else None
+    table = evals[["step", "reward", "nav", "n_trades", "modal_share", "eligible"]].set_index("step") if not evals.empty else None
     meta: dict[str, Any] = {
         "algo": result.config.algo,
         "device": device,
@@ -97,8 +97,10 @@ def _metadata(result: PolicyTrainResult, artifact: PolicyArtifact, png: bytes, d
         "eval_nav": ev.nav,
         "eval_action_std": ev.action_std,
         "eval_trades": ev.n_trades,
+        "eval_modal_share": ev.modal_share,
         "collapsed": result.collapsed,
-        "collapse_floors": f"action std > {result.config.min_action_std}, trades >= {result.config.min_trades}",
+        "collapse_rule": dg.MetadataValue.json(result.config.collapse.as_dict()),
+        "collapse_reasons": dg.MetadataValue.json(result.extra.get("collapse", {})),
         "model_path": dg.MetadataValue.path(artifact.model_path),
         "config": dg.MetadataValue.json(result.config.as_dict()),
         "metrics": dg.MetadataValue.json({k: v for k, v in m.items() if isinstance(v, int | float | str | bool)}),
@@ -109,7 +111,7 @@ def _metadata(result: PolicyTrainResult, artifact: PolicyArtifact, png: bytes, d
     runs = result.extra.get("seed_runs", [])
     if runs:
         meta["seed_runs"] = markdown_table(pd.DataFrame(runs).set_index("seed"))
-    meta["selection"] = (f"best eval reward among checkpoints clearing the collapse floors, over "
+    meta["selection"] = (f"best eval reward among checkpoints passing the collapse rule, over "
                          f"{len(runs) or 1} seed(s); kept seed {result.seed}, {result.kept_checkpoint}")
     return meta
 
