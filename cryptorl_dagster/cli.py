@@ -15,7 +15,7 @@ import dagster as dg
 
 from cryptorl_core.backtest.summary import MARKDOWN_FILE
 from cryptorl_dagster.assets.backtest import SUMMARY_ASSET
-from cryptorl_dagster.definitions import all_assets, all_checks
+from cryptorl_dagster.definitions import CROSS_SEGMENT_ASSETS, all_assets, all_checks
 from cryptorl_dagster.instance import local_instance
 from cryptorl_dagster.partitions import segments
 from cryptorl_dagster.resources import default_resources
@@ -27,7 +27,7 @@ SUMMARY_KEYS = (
     "best_epoch", "eval_loss", "device", "stopped_early", "collapsed", "agent_sharpe", "agent_alpha_return_pct",
     "agent_timing_alpha_return_pct", "vol_target_sharpe", "regime_rule_sharpe",
     "n_segments", "n_collapsed", "missing_segments", "median_sharpe", "median_regime_rule_sharpe",
-    "median_timing_alpha_return_pct", "psr", "dsr",
+    "median_timing_alpha_return_pct", "psr", "dsr", "metrics_csv",
 )
 
 
@@ -106,13 +106,14 @@ def run(partition: str | None, selection: str | None) -> int:
     return 0 if result.success else 1
 
 
-#: The per-segment assets of a backfill (everything but the cross-segment summary) and their checks.
-PER_SEGMENT_SELECTION = dg.AssetSelection.all() - dg.AssetSelection.assets("wfo_summary")
+#: The per-segment assets of a backfill (everything but the cross-segment assets) and their checks.
+PER_SEGMENT_SELECTION = dg.AssetSelection.all() - dg.AssetSelection.assets(*CROSS_SEGMENT_ASSETS)
 
 
 def backfill(partitions: str | None) -> int:
     """Materialize the lineage of every segment (or the listed ones), one run per segment as a
-    Dagster backfill makes, then ``wfo_summary``; print each segment's time and the summary table."""
+    Dagster backfill makes, then the cross-segment assets (``hmm_wfo_metrics``, ``wfo_summary``);
+    print each segment's time and the summary table."""
     keys = partitions.split(",") if partitions else [s.key for s in segments()]
     instance, resources = local_instance(), default_resources()
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -126,7 +127,7 @@ def backfill(partitions: str | None) -> int:
             failed.append(key)
         print(f"{key}: {'ok' if result.success else 'FAILED'} in {time.time() - t0:.1f} s", flush=True)
     result = dg.materialize([*all_assets, *all_checks], resources=resources, instance=instance,
-                            selection="wfo_summary", raise_on_error=False, run_config=quiet)
+                            selection=list(CROSS_SEGMENT_ASSETS), raise_on_error=False, run_config=quiet)
     print_summary(result)
     table = resources["artifacts"].path(SUMMARY_ASSET) / MARKDOWN_FILE
     if table.exists():
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--partition", help="segment key such as 2025-Q4")
     run_p.add_argument("--select", help="asset selection string, e.g. 'raw_market_data,features'")
     sub.add_parser("segments", help="list the walk-forward segments")
-    fill_p = sub.add_parser("backfill", help="materialize every segment's lineage in turn, then wfo_summary")
+    fill_p = sub.add_parser("backfill", help="materialize every segment's lineage in turn, then the cross-segment assets")
     fill_p.add_argument("--partitions", help="comma-separated segment keys (default: all)")
     args = parser.parse_args(argv)
     if args.command == "backfill":

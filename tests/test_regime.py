@@ -32,11 +32,14 @@ from cryptorl_core.regime.model import hourly_transmat, input_matrix, stable_ord
 from cryptorl_core.regime.recovery import best_permutation_accuracy
 from cryptorl_core.regime.report import (
     METRICS_FILE,
+    metrics_table,
     plot_regimes,
+    read_segment_metrics,
     segment_metrics,
     state_summary,
     transition_table,
-    update_metrics_table,
+    write_metrics_table,
+    write_segment_metrics,
 )
 from cryptorl_core.schema import HMM_COLUMNS, SPLIT_COL, TEST, TRAIN, TRUE_REGIME_COL
 from cryptorl_core.segments import walk_forward_segments
@@ -222,10 +225,19 @@ def test_reports_and_cross_segment_table(model, segment_frame, filtered, tmp_pat
     png = plot_regimes(segment_frame, probs, title="test")
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     row = segment_metrics("2025-Q4", model, segment_frame, loglik, regime_recovery(segment_frame, probs))
-    update_metrics_table(tmp_path, row)
-    update_metrics_table(tmp_path, {**row, "segment": "2025-Q3"})
-    table = update_metrics_table(tmp_path, {**row, "test_loglik": -1.0})  # replaces 2025-Q4
-    on_disk = pd.read_csv(tmp_path / METRICS_FILE)
-    assert on_disk["segment"].tolist() == ["2025-Q3", "2025-Q4"] == table["segment"].tolist()
+    assert read_segment_metrics(tmp_path) is None
+    write_segment_metrics(tmp_path, row)
+    assert read_segment_metrics(tmp_path) == pytest.approx(row)  # JSON keeps every value
+    rows = {"2025-Q4": {**row, "test_loglik": -1.0}, "2025-Q2": {**row, "segment": "2025-Q2"},
+            "2019-Q1": row}  # not a listed segment: ignored
+    table, missing = metrics_table(["2025-Q2", "2025-Q3", "2025-Q4"], rows)
+    assert table["segment"].tolist() == ["2025-Q2", "2025-Q4"] and missing == ["2025-Q3"]
+    assert list(table.columns) == list(row)  # the columns of one segment's row, in its order
+    write_metrics_table(table, tmp_path / "hmm" / METRICS_FILE)
+    on_disk = pd.read_csv(tmp_path / "hmm" / METRICS_FILE)
+    assert on_disk["segment"].tolist() == ["2025-Q2", "2025-Q4"]
     assert on_disk.loc[1, "test_loglik"] == -1.0
     assert np.isfinite(on_disk.loc[0, ["train_loglik", "test_loglik", "accuracy_test"]].astype(float)).all()
+    assert [p.name for p in (tmp_path / "hmm").iterdir()] == [METRICS_FILE]  # no temporary file left
+    empty, missing = metrics_table(["2025-Q3"], {})
+    assert empty.empty and list(empty.columns) == ["segment"] and missing == ["2025-Q3"]

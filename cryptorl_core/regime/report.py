@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import fcntl
+import json
 import os
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,10 @@ from cryptorl_core.plotting import figure_png, new_figure
 from cryptorl_core.regime.model import RegimeModel
 from cryptorl_core.schema import EVAL, HOURS_PER_YEAR, PRICE_CLOSE_COL, SPLIT_COL, TEST, TRAIN
 
+#: The cross-segment table (one row per segment, :func:`metrics_table`).
 METRICS_FILE = "hmm_wfo_metrics.csv"
+#: One segment's row of that table (:func:`segment_metrics`), published beside its model.
+SEGMENT_METRICS_FILE = "segment_metrics.json"
 STATE_LABELS = tuple(f"s{i}" for i in range(4))
 #: What the stable order means (see :func:`~cryptorl_core.regime.model.stable_order`).
 STATE_MEANINGS = ("up", "flat", "down", "stress")
@@ -88,38 +91,48 @@ def segment_metrics(key: str, model: RegimeModel, frame: pd.DataFrame, loglik: n
     return row
 
 
-@contextmanager
-def _locked(path: Path):
-    """Exclusive lock on ``path``: partitions materialized in parallel update one CSV."""
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _plain(value: object) -> object:
+    """A numpy scalar as the Python value JSON can hold."""
+    return value.item() if hasattr(value, "item") else str(value)
 
 
-def update_metrics_table(directory: str | Path, row: dict) -> pd.DataFrame:
-    """Insert or replace one segment's row of ``<directory>/hmm_wfo_metrics.csv``.
+def write_segment_metrics(directory: str | Path, row: dict) -> Path:
+    """Write one segment's row (:func:`segment_metrics`) as ``<directory>/segment_metrics.json``."""
+    path = Path(directory) / SEGMENT_METRICS_FILE
+    path.write_text(json.dumps(row, indent=1, default=_plain))
+    return path
 
-    The file is rewritten atomically (temporary file + rename) under a lock.
 
-    :param directory: folder of the table (created if needed).
-    :param row: :func:`segment_metrics` output.
-    :return: the whole table, sorted by segment.
+def read_segment_metrics(directory: str | Path) -> dict | None:
+    """The row :func:`write_segment_metrics` left in ``directory``, or None if there is none."""
+    path = Path(directory) / SEGMENT_METRICS_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def metrics_table(keys: Sequence[str], rows: Mapping[str, dict]) -> tuple[pd.DataFrame, list[str]]:
+    """The cross-segment table: one row per segment of ``keys`` that has one, in that order.
+
+    :param keys: every segment key, in order.
+    :param rows: :func:`segment_metrics` rows by segment key (keys not in ``keys`` are ignored).
+    :return: the table (columns as in the rows, ``segment`` first; empty with only ``segment``
+        when no row is present) and the keys without a row.
     """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / METRICS_FILE
-    with _locked(directory / f".{METRICS_FILE}.lock"):
-        table = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["segment"])
-        table = table[table["segment"] != row["segment"]]
-        table = pd.concat([table, pd.DataFrame([row])], ignore_index=True) if len(table) else pd.DataFrame([row])
-        table = table.sort_values("segment").reset_index(drop=True)
-        tmp = path.with_suffix(".csv.tmp")
-        table.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    return table
+    present = [k for k in keys if k in rows]
+    table = pd.DataFrame([{**rows[k], "segment": k} for k in present])
+    if table.empty:
+        return pd.DataFrame(columns=["segment"]), list(keys)
+    table = table[["segment", *(c for c in table.columns if c != "segment")]]
+    return table, [k for k in keys if k not in rows]
+
+
+def write_metrics_table(table: pd.DataFrame, path: str | Path) -> Path:
+    """Write the cross-segment table as CSV, atomically (temporary file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    table.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    return path
 
 
 def _split_boundaries(frame: pd.DataFrame) -> list[tuple[pd.Timestamp, str]]:

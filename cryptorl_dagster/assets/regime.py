@@ -1,8 +1,16 @@
-"""``hmm_model``: the per-segment regime HMM, its report and its look-ahead checks."""
+"""``hmm_model``: the per-segment regime HMM, its report and its look-ahead checks; and
+``hmm_wfo_metrics``, the cross-segment table of the HMM fits.
+
+Each ``hmm_model`` partition publishes its row of the table (``segment_metrics.json``) with its
+report. ``hmm_wfo_metrics`` has no data input, like ``wfo_summary``: it reads whatever rows are
+published (an IO-manager input over all partitions fails on the unmaterialized ones), lists the
+missing segments and writes ``artifacts/hmm/hmm_wfo_metrics.csv``.
+"""
 
 
 import json
 import warnings
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -19,12 +27,16 @@ from cryptorl_core.regime.model import (
 from cryptorl_core.regime.recovery import regime_recovery
 from cryptorl_core.regime.report import (
     METRICS_FILE,
+    SEGMENT_METRICS_FILE,
+    metrics_table,
     plot_regimes,
+    read_segment_metrics,
     segment_metrics,
     split_loglik,
     state_summary,
     transition_table,
-    update_metrics_table,
+    write_metrics_table,
+    write_segment_metrics,
 )
 from cryptorl_core.schema import TRUE_REGIME_COL
 from cryptorl_dagster.metadata import markdown_table, png_markdown
@@ -32,6 +44,7 @@ from cryptorl_dagster.partitions import segment_for_key, segment_partitions
 from cryptorl_dagster.resources import ArtifactStore, ProfileResource
 
 ASSET_NAME = "hmm_model"
+METRICS_ASSET = "hmm_wfo_metrics"
 #: Folder (under the artifact root) of the cross-segment table.
 METRICS_DIR = "hmm"
 #: Largest parameter difference that still counts as "the same fit" (float noise only).
@@ -41,6 +54,11 @@ REFIT_ATOL = 1e-12
 def hmm_config(profile: ProfileResource) -> HMMConfig:
     """The profile's HMM configuration."""
     return profile.pipeline().hmm
+
+
+def metrics_csv(artifacts: ArtifactStore) -> Path:
+    """Where ``hmm_wfo_metrics`` writes the cross-segment CSV: ``<artifacts>/hmm/hmm_wfo_metrics.csv``."""
+    return artifacts.root / METRICS_DIR / METRICS_FILE
 
 
 def _fit(context: dg.AssetExecutionContext, features: pd.DataFrame, cfg: HMMConfig) -> RegimeModel:
@@ -78,8 +96,7 @@ def hmm_model(
         transitions.to_csv(folder / "transitions.csv")
         states.to_csv(folder / "states.csv")
         model.context(features).to_parquet(folder / "context.parquet")
-    table = update_metrics_table(artifacts.root / METRICS_DIR,
-                                 segment_metrics(key, model, features, loglik, recovery))
+        write_segment_metrics(folder, segment_metrics(key, model, features, loglik, recovery))
     ll = split_loglik(features, loglik)
     metadata = {
         "inputs": ", ".join(model.columns),
@@ -96,8 +113,6 @@ def hmm_model(
         "test_loglik_per_row": ll["test"],
         "regime_chart": png_markdown(png, alt=f"regimes {key}"),
         "artifacts": dg.MetadataValue.path(str(artifacts.path(ASSET_NAME, key))),
-        "cross_segment_table": markdown_table(table.set_index("segment")),
-        "cross_segment_csv": dg.MetadataValue.path(str(artifacts.root / METRICS_DIR / METRICS_FILE)),
     }
     if recovery:
         metadata["recovery"] = dg.MetadataValue.json(
@@ -106,6 +121,28 @@ def hmm_model(
         metadata["recovery_accuracy_test"] = recovery["accuracy_test"]
         metadata["recovery_ari_test"] = recovery["ari_test"]
     return dg.Output(model, metadata=metadata)
+
+
+@dg.asset(deps=[hmm_model], group_name="regime", kinds={"pandas"})
+def hmm_wfo_metrics(artifacts: ArtifactStore) -> dg.MaterializeResult:
+    """The HMM fits of every segment side by side, one row per segment with a published
+    ``hmm_model`` (fit window, seed, convergence, log-likelihood per split, state durations and
+    occupancy, regime recovery on synthetic data), as ``artifacts/hmm/hmm_wfo_metrics.csv``.
+    Missing segments (never materialized, or failed before publishing) are listed."""
+    keys = segment_partitions.get_partition_keys()
+    rows = {k: row for k in keys if (row := read_segment_metrics(artifacts.path(ASSET_NAME, k))) is not None}
+    table, missing = metrics_table(keys, rows)
+    if table.empty:
+        raise dg.Failure(f"no hmm_model with {SEGMENT_METRICS_FILE} is published yet "
+                         f"(expected one of {len(keys)} segments)")
+    path = write_metrics_table(table, metrics_csv(artifacts))
+    return dg.MaterializeResult(metadata={
+        "segments": markdown_table(table.set_index("segment")),
+        "n_segments": len(table),
+        "missing_segments": ", ".join(missing) or "none",
+        "n_missing": len(missing),
+        "metrics_csv": dg.MetadataValue.path(str(path)),
+    })
 
 
 @dg.asset_check(asset=hmm_model, partitions_def=segment_partitions, blocking=True,
