@@ -24,13 +24,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus
-from dagster._core.launcher.base import WorkerStatus
+from dagster import (
+    AssetKey,
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
+    RunsFilter,
+)
+from dagster._core.execution.backfill import PartitionBackfill
 from dagster._core.remote_origin import InProcessCodeLocationOrigin
 from dagster._core.test_utils import instance_for_test, poll_for_finished_run
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._core.workspace.context import WorkspaceProcessContext, WorkspaceRequestContext
 from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
+from dagster._daemon.backfill import execute_backfill_iteration
 from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
     QueuedRunCoordinatorDaemon,
 )
@@ -42,9 +50,11 @@ from cryptorl_dagster.launcher import (
     CudaProbe,
     requested_device,
 )
+from cryptorl_dagster.launcher._dagster_internal import WorkerStatus
 from cryptorl_dagster.tags import DEVICE_TAG, LAUNCH_DECISION_TAG
 
 TESTS_DIR = Path(__file__).resolve().parent
+LAUNCHER_DIR = TESTS_DIR.parent / "cryptorl_dagster" / "launcher"
 DEFS_FILE = TESTS_DIR / "helpers" / "launcher_defs.py"
 RUN_TIMEOUT_S = 90.0
 
@@ -220,6 +230,18 @@ def test_cuda_probe_reports_missing_python_and_caches(tmp_path: Path):
         CryptoRLRunLauncher(fallback="sometimes")
 
 
+def test_private_dagster_names_only_in_the_internal_module():
+    """The launcher's private Dagster surface stays in one file (issue 13, item 7)."""
+    offenders = [
+        f"{path.name}:{number}"
+        for path in sorted(LAUNCHER_DIR.glob("*.py"))
+        if path.name != "_dagster_internal.py"
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if "dagster._" in line
+    ]
+    assert offenders == []
+
+
 # -- real run workers ------------------------------------------------------------------------
 
 
@@ -333,6 +355,60 @@ def test_queue_limits_gpu_and_cpu_runs_separately(make_instance: InstanceFactory
             assert _wait_finished(instance, run_id).status == DagsterRunStatus.SUCCESS
         for run_id in set(gpu_ids + cpu_ids) - set(launched(gpu_ids) + launched(cpu_ids)):
             assert instance.run_coordinator.cancel_run(run_id)
+
+
+def test_backfill_runs_hold_one_gpu_slot(make_instance: InstanceFactory, tmp_path: Path):
+    """A real asset backfill (one run per partition, only backfill tags) starts one GPU run at a
+    time: the coordinator tags each run from its plan when the backfill daemon submits it."""
+    gate = tmp_path / "gate"
+    with make_instance() as (instance, process_context):
+        workspace = process_context.create_request_context()
+        asset = "gated_gpu_partitioned"
+        backfill = PartitionBackfill.from_asset_partitions(
+            backfill_id="gpubf",
+            asset_graph=workspace.asset_graph,
+            partition_names=["p1", "p2", "p3"],
+            asset_selection=[AssetKey(asset)],
+            backfill_timestamp=time.time(),
+            tags={},
+            dynamic_partitions_store=instance,
+            all_partitions=False,
+            title=None,
+            description=None,
+            run_config={"ops": {asset: {"config": {"gate_file": str(gate)}}}},
+        )
+        instance.add_backfill(backfill)
+        backfill_runs = RunsFilter(tags={"dagster/backfill": "gpubf"})
+        for _ in range(5):
+            if len(instance.get_runs(backfill_runs)) == 3:
+                break
+            list(execute_backfill_iteration(process_context, logging.getLogger(__name__)))
+        runs = instance.get_runs(backfill_runs)
+        assert len(runs) == 3
+        assert all(
+            r.status == DagsterRunStatus.QUEUED and r.tags[DEVICE_TAG] == "cuda" for r in runs
+        )
+
+        def statuses() -> list[DagsterRunStatus]:
+            return [r.status for r in instance.get_runs(backfill_runs)]
+
+        daemon = QueuedRunCoordinatorDaemon(interval_seconds=1)
+        for _ in range(2):  # the second pass sees the first run in progress
+            list(daemon.run_iteration(process_context))
+        assert statuses().count(DagsterRunStatus.QUEUED) == 2  # one GPU slot
+
+        gate.touch()
+        first = next(
+            r for r in instance.get_runs(backfill_runs) if r.status != DagsterRunStatus.QUEUED
+        )
+        assert _wait_finished(instance, first.run_id).status == DagsterRunStatus.SUCCESS
+        list(daemon.run_iteration(process_context))
+        assert statuses().count(DagsterRunStatus.QUEUED) == 1  # the freed slot went to the next
+        for run in instance.get_runs(backfill_runs):
+            if run.status == DagsterRunStatus.QUEUED:
+                assert instance.run_coordinator.cancel_run(run.run_id)
+            else:
+                assert _wait_finished(instance, run.run_id).status == DagsterRunStatus.SUCCESS
 
 
 def test_terminate_sends_sigterm_and_run_ends_canceled(

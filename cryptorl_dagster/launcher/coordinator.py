@@ -14,11 +14,17 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from dagster import DagsterRun, DagsterRunStatus, Field, Permissive
-from dagster._core.run_coordinator import QueuedRunCoordinator, SubmitRunContext
-from dagster._serdes import ConfigurableClassData
+from dagster import (
+    DagsterRun,
+    DagsterRunStatus,
+    Field,
+    Permissive,
+    QueuedRunCoordinator,
+    SubmitRunContext,
+)
 from typing_extensions import Self
 
+from cryptorl_dagster.launcher._dagster_internal import ConfigurableClassData
 from cryptorl_dagster.launcher.k8s import K8S_CONFIG_TAG
 from cryptorl_dagster.launcher.routing import CUDA, requested_device
 from cryptorl_dagster.tags import DEVICE_TAG

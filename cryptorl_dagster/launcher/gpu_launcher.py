@@ -36,18 +36,20 @@ from dagster import (
     Noneable,
     StringSource,
 )
-from dagster._core.events import EngineEventData
-from dagster._core.launcher.base import (
+from typing_extensions import Self
+
+from cryptorl_dagster.launcher._dagster_internal import (
     CheckRunHealthResult,
+    ConfigurableClass,
+    ConfigurableClassData,
+    EngineEventData,
+    ExecuteRunArgs,
+    JobPythonOrigin,
     LaunchRunContext,
     RunLauncher,
     WorkerStatus,
+    get_python_environment_entry_point,
 )
-from dagster._core.origin import JobPythonOrigin, get_python_environment_entry_point
-from dagster._grpc.types import ExecuteRunArgs
-from dagster._serdes import ConfigurableClass, ConfigurableClassData
-from typing_extensions import Self
-
 from cryptorl_dagster.launcher.cuda_probe import PROBES, CudaProbe
 from cryptorl_dagster.launcher.routing import (
     CPU,

@@ -21,12 +21,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from dagster import Field, StringSource
-from dagster._core.storage.local_compute_log_manager import LocalComputeLogManager
-from dagster._core.storage.root import LocalArtifactStorage
-from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
-from dagster._serdes import ConfigurableClassData
 
 from cryptorl_core.settings import StorageLayout, storage_root
+from cryptorl_dagster.launcher._dagster_internal import (
+    ConfigurableClassData,
+    DagsterSqliteStorage,
+    LocalArtifactStorage,
+    LocalComputeLogManager,
+)
 
 _BASE_DIR_DESCRIPTION = "Storage root; default $CRYPTORL_STORAGE or <repo>/storage."
 

@@ -18,6 +18,7 @@ from dagster import (
     Definitions,
     MaterializeResult,
     MetadataValue,
+    StaticPartitionsDefinition,
     asset,
     define_asset_job,
     in_process_executor,
@@ -72,6 +73,12 @@ def gated_cpu(config: GateConfig) -> None:
     _wait_for_gate(config)
 
 
+@asset(op_tags=GPU_TAGS, partitions_def=StaticPartitionsDefinition(["p1", "p2", "p3"]))
+def gated_gpu_partitioned(config: GateConfig) -> None:
+    """Partitioned GPU step for backfills (one run per partition, only backfill tags)."""
+    _wait_for_gate(config)
+
+
 class SlowConfig(Config):
     """Marker folder and the longest the asset may run."""
 
@@ -99,7 +106,7 @@ def slow_training(context: AssetExecutionContext, config: SlowConfig) -> None:
 
 
 defs = Definitions(
-    assets=[gpu_probe, cpu_probe, gated_gpu, gated_cpu, slow_training],
+    assets=[gpu_probe, cpu_probe, gated_gpu, gated_cpu, gated_gpu_partitioned, slow_training],
     jobs=[
         # Job-level tags, as training jobs declare them.
         define_asset_job("gpu_job", [gpu_probe], tags=GPU_TAGS, executor_def=in_process_executor),
