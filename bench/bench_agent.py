@@ -21,10 +21,10 @@ import time
 import pandas as pd
 import torch
 
-from cryptorl_core.agent import AgentConfig, MarketTensors, attach_market, build_model, make_envs
+from cryptorl_core.agent import AgentConfig, attach_market, build_model, make_envs, segment_market
 from cryptorl_core.data.synthetic import generate_synthetic_market
 from cryptorl_core.device import cpu_threads, resolve_device
-from cryptorl_core.encoder import CryptoMAE, MAEConfig
+from cryptorl_core.encoder import CryptoMAE, LoadedEncoder, MAEConfig
 from cryptorl_core.features.config import FeatureConfig
 from cryptorl_core.features.pipeline import build_segment_frame
 from cryptorl_core.regime import HMMConfig, fit_regime_model
@@ -41,11 +41,10 @@ def segment_frame() -> pd.DataFrame:
     return frame
 
 
-def steps_per_second(frame: pd.DataFrame, context: pd.DataFrame, encoder: CryptoMAE, config: AgentConfig,
+def steps_per_second(frame: pd.DataFrame, context: pd.DataFrame, encoder: LoadedEncoder, config: AgentConfig,
                      mode: str, device: torch.device, steps: int) -> float:
     """Env transitions per second of ``model.learn`` after a short warm-up (learning has started)."""
-    market = MarketTensors.build(frame, context, encoder, tokens=config.tokens, mode=mode, device=device,
-                                 cache_dtype=config.cache_dtype)
+    market = segment_market(frame, context, encoder, config, device, mode)
     train_env, _, _ = make_envs(frame, config, device, seed=0)
     model = build_model(config, train_env, market, device, seed=0)
     attach_market(model, market)
@@ -72,10 +71,10 @@ def main() -> None:
 
     frame = segment_frame()
     context = fit_regime_model(frame, HMMConfig.quick()).context(frame)
-    n_features = len(feature_columns(frame))
+    columns = feature_columns(frame)
     torch.manual_seed(0)
-    quick_encoder = CryptoMAE(n_features, MAEConfig.quick()).eval()
-    full_encoder = CryptoMAE(n_features, MAEConfig.full()).eval()
+    quick_encoder = LoadedEncoder.in_memory(CryptoMAE(len(columns), MAEConfig.quick()).eval(), columns)
+    full_encoder = LoadedEncoder.in_memory(CryptoMAE(len(columns), MAEConfig.full()).eval(), columns)
 
     quick = AgentConfig.quick().replace(learning_starts=256, embedding=True)  # the encoder path
     sps_quick = steps_per_second(frame, context, quick_encoder, quick, "cache", device, args.steps)

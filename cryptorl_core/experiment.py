@@ -34,7 +34,7 @@ import pandas as pd
 from cryptorl_core.agent.config import AgentConfig
 from cryptorl_core.agent.loading import load_policy
 from cryptorl_core.agent.market_tensors import MarketTensors
-from cryptorl_core.agent.train import train_policy
+from cryptorl_core.agent.train import segment_market, train_policy
 from cryptorl_core.backtest.baselines import buy_and_hold
 from cryptorl_core.backtest.regime_baselines import regime_rule_positions
 from cryptorl_core.backtest.runner import BacktestRun, run_backtest, run_targets
@@ -73,9 +73,7 @@ class PreparedSegment:
 
     def market(self, config: AgentConfig, device: str = "cpu") -> MarketTensors:
         """The agent's market tensors for ``config`` (tokens, cache dtype)."""
-        encoder = load_encoder(self.encoder_path, device=device)
-        return MarketTensors.build(self.frame, self.context, encoder, tokens=config.tokens,
-                                   device=device, cache_dtype=config.cache_dtype)
+        return segment_market(self.frame, self.context, load_encoder(self.encoder_path, device=device), config, device)
 
 
 def segment_frame(market_frame: pd.DataFrame, segment: Segment, pipeline: PipelineConfig) -> pd.DataFrame:
@@ -141,7 +139,7 @@ def run_experiment(prepared: PreparedSegment, config: AgentConfig, seed: int, ou
     """
     t0 = time.perf_counter()
     market = prepared.market(config)
-    result = train_policy(prepared.frame, prepared.context, market, config,
+    result = train_policy(prepared.frame, market, config,
                           out_dir=out_dir / f"{prepared.key}-seed{seed}", device="cpu", seed=seed)
     row: dict[str, Any] = {"segment": prepared.key, "seed": seed}
     for split, prefix in ((EVAL, ""), (TRAIN, "train_")):

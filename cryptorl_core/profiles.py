@@ -1,24 +1,28 @@
-"""Configuration profiles: ``quick`` (CPU minutes) and ``full`` (the seed's hyper-parameters).
+"""Configuration profiles (:data:`PROFILES`): ``quick`` (CPU minutes), ``full`` (full size),
+``seed000`` / ``seed001`` (the seeds exactly) and ``simple`` (seed 004's plan B).
 
-Each stage owns its configuration class; this module only composes them.
+Each stage owns its configuration class (a :class:`~cryptorl_core.config_base.ConfigBase`
+dataclass); this module only composes them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from cryptorl_core.agent.config import AgentConfig
 from cryptorl_core.backtest.config import BacktestConfig
+from cryptorl_core.config_base import PROFILE_NAMES, ConfigBase
 from cryptorl_core.encoder.config import MAEConfig
 from cryptorl_core.features.config import FeatureConfig
 from cryptorl_core.regime.config import HMMConfig
 from cryptorl_core.segments import WindowConfig
 
-PROFILES = ("quick", "full", "seed000", "seed001", "simple")
+#: Every profile name (defined in :mod:`cryptorl_core.config_base`, which every stage's config imports).
+PROFILES = PROFILE_NAMES
 
 
 @dataclass(frozen=True)
-class PipelineConfig:
+class PipelineConfig(ConfigBase):
     """Every stage's configuration, one typed object.
 
     :param name: profile name.
@@ -39,13 +43,6 @@ class PipelineConfig:
     agent: AgentConfig = field(default_factory=AgentConfig.quick)
     backtest: BacktestConfig = field(default_factory=BacktestConfig.quick)
     lookahead_cuts: int = 12
-
-    @classmethod
-    def profile(cls, name: str) -> PipelineConfig:
-        """Build a named profile."""
-        if name not in PROFILES:
-            raise ValueError(f"unknown profile {name!r}; choose one of {PROFILES}")
-        return getattr(cls, name)()
 
     @classmethod
     def quick(cls) -> PipelineConfig:
@@ -71,8 +68,8 @@ class PipelineConfig:
     def simple(cls) -> PipelineConfig:
         """Seed 004's plan B "V7 ultra-simple": the full-size stages on BTC's 12 features
         (:meth:`FeatureConfig.simple`) with :meth:`AgentConfig.simple` (pure PnL, 10M steps)."""
-        return replace(cls._full_size("simple", MAEConfig.full(), AgentConfig.simple()),
-                       features=FeatureConfig.simple())
+        return cls._full_size("simple", MAEConfig.full(), AgentConfig.simple()).replace(
+            features=FeatureConfig.simple())
 
     @classmethod
     def _full_size(cls, name: str, mae: MAEConfig, agent: AgentConfig) -> PipelineConfig:

@@ -18,13 +18,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from cryptorl_core.config_base import ConfigBase
 from cryptorl_core.schema import EVAL, PURGED, TEST, TRAIN, WINDOW
 
 HOUR = pd.Timedelta(hours=1)
 
 
 @dataclass(frozen=True)
-class WindowConfig:
+class WindowConfig(ConfigBase):
     """Walk-forward window lengths, in hours.
 
     :param train_hours: training window (12 months of 720 h).
@@ -33,6 +34,8 @@ class WindowConfig:
     :param warmup_hours: history required before the first train row, so that rolling
         features (FFD weights, 168 h statistics) are defined from the first train row on.
     :param test_quarters: test window length in calendar quarters.
+
+    The same in every profile (``quick`` and ``full`` are the defaults).
     """
 
     train_hours: int = 8640

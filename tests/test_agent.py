@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers.agent import TINY_MAE, hmm_context, tiny_config, tiny_encoder
+from helpers.agent import TINY_MAE, hmm_context, in_memory_encoder, tiny_config, tiny_encoder
 from stable_baselines3.common.logger import configure as configure_logger
 
 from cryptorl_core.agent import (
@@ -39,9 +39,8 @@ from cryptorl_core.agent import (
 from cryptorl_core.agent.curriculum import CurriculumCallback, WCostCurriculumCallback
 from cryptorl_core.agent.evaluation import RolloutStats
 from cryptorl_core.backtest.config import BacktestConfig
-from cryptorl_core.encoder import CryptoMAE
+from cryptorl_core.encoder import LoadedEncoder
 from cryptorl_core.policy_stats import CollapseRule, collapse_stats
-from cryptorl_core.schema import feature_columns
 
 CPU = torch.device("cpu")
 
@@ -59,7 +58,7 @@ def context(segment_frame: pd.DataFrame) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def encoder(segment_frame: pd.DataFrame) -> CryptoMAE:
+def encoder(segment_frame: pd.DataFrame) -> LoadedEncoder:
     return tiny_encoder(segment_frame)
 
 
@@ -117,7 +116,7 @@ def test_live_mode_matches_cache_and_no_gradient_reaches_the_frozen_encoder(segm
     torch.testing.assert_close(live.embeddings_at(rows), cache.embeddings_at(rows), atol=1e-5, rtol=1e-4)
     ext = _extractor(envs, live)
     ext(_obs([70, 4000, 8000])).sum().backward()
-    assert all(not p.requires_grad and p.grad is None for p in encoder.parameters())
+    assert all(not p.requires_grad and p.grad is None for p in encoder.model.parameters())
     assert all(p.grad is not None for p in ext.fusion.parameters())
     assert all(p.grad is not None for p in ext.film.parameters())
     # the encoder is not a submodule: its weights are neither trained nor saved with the policy
@@ -127,20 +126,20 @@ def test_live_mode_matches_cache_and_no_gradient_reaches_the_frozen_encoder(segm
 def test_cache_mode_optimisers_hold_no_encoder_parameters(segment_frame, envs, cache_market, encoder):
     model = _model(tiny_config(), envs, cache_market)
     attach_market(model, cache_market)
-    encoder_ids = {id(p) for p in encoder.parameters()}
+    encoder_ids = {id(p) for p in encoder.model.parameters()}
     optimised = [p for opt in (model.actor.optimizer, model.critic.optimizer) for g in opt.param_groups for p in g["params"]]
     assert optimised and not encoder_ids & {id(p) for p in optimised}
-    n_encoder = sum(p.numel() for p in encoder.parameters())
+    n_encoder = sum(p.numel() for p in encoder.model.parameters())
     assert all(p.numel() != n_encoder for p in optimised)
 
 
 def test_dimension_mismatch_names_both_values(segment_frame, context, envs, cache_market):
     ext = _extractor(envs, cache_market)
-    wide = CryptoMAE(len(feature_columns(segment_frame)), TINY_MAE.replace(d_model=16))
+    wide = in_memory_encoder(segment_frame, TINY_MAE.replace(d_model=16))
     other = MarketTensors.build(segment_frame, context, wide, tokens=4, device=CPU)
     with pytest.raises(ExtractorDimensionError, match=r"built for 8.*gives 16"):
         ext.attach(other)
-    pooled = MarketTensors.build(segment_frame, context, cache_market.embeddings, tokens=2, device=CPU)
+    pooled = MarketTensors.from_cache(segment_frame, context, cache_market.embeddings, tokens=2, device=CPU)
     with pytest.raises(ExtractorDimensionError, match=r"tokens per row: the policy was built for 4, the market tensors give 2"):
         ext.attach(pooled)
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers.agent import SendSigterm, hmm_context, tiny_config, tiny_encoder
+from helpers.agent import SendSigterm, hmm_context, in_memory_encoder, tiny_config, tiny_encoder
 from stable_baselines3.common.callbacks import BaseCallback
 
 from cryptorl_core.agent import (
@@ -21,13 +21,14 @@ from cryptorl_core.agent import (
     list_checkpoints,
     load_policy,
     rollout_policy,
+    segment_market,
     train_policy,
 )
 from cryptorl_core.agent.curriculum import final_curriculum
-from cryptorl_core.encoder import CryptoMAE, MAEConfig
+from cryptorl_core.encoder import MAEConfig
 from cryptorl_core.env import BatchCryptoEnv
 from cryptorl_core.policy_stats import CollapseRule
-from cryptorl_core.schema import TEST, feature_columns
+from cryptorl_core.schema import TEST
 
 CPU = torch.device("cpu")
 
@@ -57,7 +58,7 @@ class Crash(BaseCallback):
 
 def test_short_run_writes_outputs_and_logs(tmp_path, segment_frame, context, market):
     cfg = tiny_config(collapse=CollapseRule.off())  # every evaluation may be kept
-    res = train_policy(segment_frame, context, market, cfg, tmp_path / "out", tmp_path / "ckpt",
+    res = train_policy(segment_frame, market, cfg, tmp_path / "out", tmp_path / "ckpt",
                        device="cpu", tensorboard_dir=tmp_path / "tb")
     assert res.num_timesteps == 480 and res.start_timesteps == 0
     assert res.model_path.name == "tqc.zip" and res.model_path.exists() and res.final_model_path.exists()
@@ -77,7 +78,7 @@ def test_short_run_writes_outputs_and_logs(tmp_path, segment_frame, context, mar
 @pytest.mark.parametrize("algo", ["sac", "ppo"])
 def test_other_algorithms_train(tmp_path, segment_frame, context, market, algo):
     cfg = tiny_config(algo=algo, total_timesteps=256, eval_freq=256, batch_size=64)
-    res = train_policy(segment_frame, context, market, cfg, tmp_path, device="cpu")
+    res = train_policy(segment_frame, market, cfg, tmp_path, device="cpu")
     assert res.model_path.name == f"{algo}.zip" and res.num_timesteps >= 256
     assert type(res.model).__name__ == algo.upper() and len(res.evals) == 1
 
@@ -86,11 +87,11 @@ def test_resume_after_a_crash_continues_from_the_checkpoint(tmp_path, segment_fr
     cfg = tiny_config()
     ckpt = tmp_path / "ckpt"
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train_policy(segment_frame, context, market, cfg, tmp_path / "out", ckpt, device="cpu", extra_callbacks=[Crash(360)])
+        train_policy(segment_frame, market, cfg, tmp_path / "out", ckpt, device="cpu", extra_callbacks=[Crash(360)])
     saved = list_checkpoints(ckpt / "seed-0")
     assert [c.num_timesteps for c in saved] == [160, 320]  # rotating, every 160 transitions
     evals_before = saved[-1].state["callbacks"]["eval"]["history"]
-    res = train_policy(segment_frame, context, market, cfg, tmp_path / "out", ckpt, device="cpu")
+    res = train_policy(segment_frame, market, cfg, tmp_path / "out", ckpt, device="cpu")
     assert res.start_timesteps == 320 and res.resumed and res.num_timesteps == 480
     # the evaluation history of the first attempt was restored, not restarted
     assert res.evals[: len(evals_before)] == evals_before and [e["step"] for e in res.evals] == [240, 480]
@@ -102,21 +103,21 @@ def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes(tmp_path, segment_fram
     ckpt = tmp_path / "ckpt"
     handler_before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(TrainingInterrupted, match="SIGTERM") as info:
-        train_policy(segment_frame, context, market, cfg, tmp_path / "out", ckpt, device="cpu",
+        train_policy(segment_frame, market, cfg, tmp_path / "out", ckpt, device="cpu",
                      extra_callbacks=[SendSigterm(200)])
     assert signal.getsignal(signal.SIGTERM) is handler_before
     step = info.value.num_timesteps
     assert 200 <= step < 480 and [c.num_timesteps for c in list_checkpoints(ckpt / "seed-0")] == [step]
     assert not (tmp_path / "out" / "tqc.zip").exists()  # nothing published by the interrupted run
-    res = train_policy(segment_frame, context, market, cfg, tmp_path / "out", ckpt, device="cpu")
+    res = train_policy(segment_frame, market, cfg, tmp_path / "out", ckpt, device="cpu")
     assert res.start_timesteps == step and res.num_timesteps == 480
 
 
 def test_same_seed_gives_the_same_policy(tmp_path, segment_frame, context, market):
     cfg = tiny_config(total_timesteps=320, eval_freq=10_000)
-    a = train_policy(segment_frame, context, market, cfg, tmp_path / "a", device="cpu", seed=3)
-    b = train_policy(segment_frame, context, market, cfg, tmp_path / "b", device="cpu", seed=3)
-    c = train_policy(segment_frame, context, market, cfg, tmp_path / "c", device="cpu", seed=4)
+    a = train_policy(segment_frame, market, cfg, tmp_path / "a", device="cpu", seed=3)
+    b = train_policy(segment_frame, market, cfg, tmp_path / "b", device="cpu", seed=3)
+    c = train_policy(segment_frame, market, cfg, tmp_path / "c", device="cpu", seed=4)
     pa, pb, pc = (m.model.policy.state_dict() for m in (a, b, c))
     assert all(torch.equal(pa[k], pb[k]) for k in pa)
     assert not all(torch.equal(pa[k], pc[k]) for k in pa)
@@ -127,7 +128,7 @@ def test_collapsed_runs_retry_new_seeds_then_fail_without_publishing(tmp_path, s
     cfg = tiny_config(total_timesteps=240, eval_freq=240, collapse=CollapseRule(min_trades=10**6), collapse_retries=1,
                       fail_on_collapse=True)
     with pytest.raises(PolicyCollapsedError, match="after 2 seeds") as info:
-        train_policy(segment_frame, context, market, cfg, tmp_path / "out", device="cpu")
+        train_policy(segment_frame, market, cfg, tmp_path / "out", device="cpu")
     assert [r.seed for r in info.value.runs] == [0, 1] and all(r.collapsed for r in info.value.runs)
     assert all(r.best_step == -1 for r in info.value.runs)  # no collapsed checkpoint was ever kept
     assert not (tmp_path / "out" / "tqc.zip").exists()
@@ -135,7 +136,7 @@ def test_collapsed_runs_retry_new_seeds_then_fail_without_publishing(tmp_path, s
 
 def test_best_of_seeds_is_chosen_on_eval_reward(tmp_path, segment_frame, context, market):
     cfg = tiny_config(total_timesteps=240, eval_freq=240, n_seeds=2, collapse=CollapseRule.off())
-    res = train_policy(segment_frame, context, market, cfg, tmp_path / "out", device="cpu")
+    res = train_policy(segment_frame, market, cfg, tmp_path / "out", device="cpu")
     runs = res.extra["seed_runs"]
     assert [r["seed"] for r in runs] == [0, 1]
     assert res.eval_stats.reward == max(r["eval_reward"] for r in runs) and res.seed in (0, 1)
@@ -148,10 +149,10 @@ def test_best_of_seeds_is_chosen_on_eval_reward(tmp_path, segment_frame, context
 def test_quick_profile_policy_is_not_collapsed_on_synthetic_data(tmp_path, segment_frame, context):
     """The quick profile (untrained quick-size encoder: the regime signal reaches the policy
     through the HMM FiLM context) trades and varies its position on the eval and test windows."""
-    torch.manual_seed(0)
-    encoder = CryptoMAE(len(feature_columns(segment_frame)), MAEConfig.quick()).eval()
+    encoder = in_memory_encoder(segment_frame, MAEConfig.quick())
     cfg = AgentConfig.quick()
-    res = train_policy(segment_frame, context, encoder, cfg, tmp_path, device="cpu")
+    res = train_policy(segment_frame, segment_market(segment_frame, context, encoder, cfg, "cpu"), cfg, tmp_path,
+                       device="cpu")
     ev = res.eval_stats
     assert not res.collapsed
     assert not cfg.collapse.verdict(ev.position_stats)[0] or not res.extra["collapse"]["train_probe"]

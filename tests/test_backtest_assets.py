@@ -1,8 +1,9 @@
 """Dagster wiring of the backtest stage: ``backtest_report``, its warn-only collapse check and
 ``wfo_summary`` over whatever segments exist.
 
-The upstream assets are replaced by stand-ins with the same keys (a random-walk segment frame,
-an HMM context frame, a tiny encoder and tiny TQC policies), so the test runs in seconds.
+The upstream assets are replaced by stand-ins with the same keys and output types (a random-walk
+segment frame, a hand-set regime model, a tiny encoder and tiny TQC policies), so the test runs
+in seconds.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import pandas as pd
 import pytest
 import torch
 from helpers.backtest import (
-    hmm_context_frame,
+    policy_artifact,
     random_walk_frame,
-    save_tiny_encoder,
+    stand_in_regime,
+    tiny_encoder_artifact,
     train_tiny_tqc,
     upstream_stand_ins,
 )
@@ -75,19 +77,22 @@ def _rigged(path: Path, out: Path, frame: pd.DataFrame, hmm: pd.DataFrame, encod
 def upstream(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("upstream")
     frame = random_walk_frame(seed=7)
-    hmm = hmm_context_frame(frame)
-    encoder = save_tiny_encoder(frame, root / "encoder.pth")
+    regime = stand_in_regime()
+    hmm = regime.context(frame)  # what backtest_report computes from the hmm_model input
+    artifact = tiny_encoder_artifact(frame, root)
+    encoder = Path(artifact.path)
     market = MarketTensors.build(frame, hmm, load_encoder(encoder), tokens=4, device="cpu")
     trained = train_tiny_tqc(frame, market, root / "tqc.zip", seed=0, steps=64)
     return {
-        "frame": frame, "hmm": hmm, "encoder": encoder,
+        "frame": frame, "regime": regime, "hmm": hmm, "encoder": encoder, "encoder_artifact": artifact,
         "constant": _rigged(trained, root / "constant.zip", frame, hmm, encoder, varied=False),
         "varied": _rigged(trained, root / "varied.zip", frame, hmm, encoder, varied=True),
     }
 
 
 def _materialize(upstream: dict, policy: str, key: str, resources: dict) -> dg.ExecuteInProcessResult:
-    assets = [*upstream_stand_ins(upstream["frame"], upstream["hmm"], str(upstream["encoder"]), str(upstream[policy])),
+    assets = [*upstream_stand_ins(upstream["frame"], upstream["regime"], upstream["encoder_artifact"],
+                                  policy_artifact(upstream[policy])),
               backtest_report, backtest_policy_not_collapsed, wfo_summary]
     return dg.materialize(assets, partition_key=key, resources=resources, instance=dg.DagsterInstance.ephemeral(),
                           selection=[*(a.key for a in assets[:4]), backtest_report.key], raise_on_error=True)

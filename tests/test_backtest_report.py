@@ -25,11 +25,11 @@ from helpers.backtest import (
 from cryptorl_core.agent import load_policy
 from cryptorl_core.backtest.audit import GROUPS, audit_policy
 from cryptorl_core.backtest.baselines import baseline_positions
-from cryptorl_core.backtest.compare import compare_policies, main
 from cryptorl_core.backtest.config import BacktestConfig
 from cryptorl_core.backtest.exposure import EXPOSURE_MATCHED
 from cryptorl_core.backtest.report import AGENT, PLOT_FILES, build_report, read_report_summary
 from cryptorl_core.backtest.runner import run_backtest, run_baselines, run_targets
+from cryptorl_core.compare import compare_policies, main
 from cryptorl_core.env import EnvConfig, ReferenceCryptoEnv
 from cryptorl_core.schema import (
     HMM_COLUMNS,

@@ -10,13 +10,13 @@ import torch
 from cryptorl_core.encoder import EncoderArtifact, MAEConfig, load_encoder
 from cryptorl_core.encoder.train import DONE_FILE
 from cryptorl_core.schema import feature_columns
-from cryptorl_dagster.assets import encoder as encoder_assets
-from cryptorl_dagster.assets.encoder import mae_encoder
+from cryptorl_dagster.assets.encoder import EncoderRunConfig, mae_encoder
 from cryptorl_dagster.assets.features import features
 from cryptorl_dagster.assets.market import raw_market_data
 from cryptorl_dagster.tags import GPU_TAGS
 
-#: The quick profile cut to two short epochs, so the test stays within seconds on a CPU.
+#: The quick profile cut to two short epochs by the run config, so the test stays within seconds on a CPU.
+TINY_RUN = EncoderRunConfig(epochs=2, max_train_windows=128, max_eval_windows=64)
 TINY_QUICK = MAEConfig.quick().replace(epochs=2, max_train_windows=128, max_eval_windows=64)
 
 
@@ -24,9 +24,16 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
-def tiny_profile(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(encoder_assets, "mae_config_for", lambda profile: TINY_QUICK)
+def cpu_device(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CRYPTORL_DEVICE", "cpu")
+
+
+def test_run_config_overrides_the_profile() -> None:
+    assert EncoderRunConfig().apply(MAEConfig.quick()) == MAEConfig.quick()  # nothing set: the profile's
+    assert TINY_RUN.apply(MAEConfig.quick()) == TINY_QUICK
+    assert EncoderRunConfig(seed=3, amp=False, compile=False).apply(MAEConfig.full()) == MAEConfig.full().replace(
+        seed=3, amp=False, compile=False)
+    assert set(EncoderRunConfig.model_fields) <= set(MAEConfig().as_dict())  # every field is MAEConfig's
 
 
 def test_asset_is_partitioned_and_gpu_tagged() -> None:
@@ -37,9 +44,10 @@ def test_asset_is_partitioned_and_gpu_tagged() -> None:
     assert dg.AssetKey("features") in mae_encoder.keys_by_input_name.values()
 
 
-def test_mae_encoder_materializes(dagster_resources, latest_key, tmp_path, tiny_profile) -> None:
+def test_mae_encoder_materializes(dagster_resources, latest_key, tmp_path, cpu_device) -> None:
     result = dg.materialize([raw_market_data, features, mae_encoder], partition_key=latest_key,
-                            resources=dagster_resources, instance=dg.DagsterInstance.ephemeral())
+                            resources=dagster_resources, instance=dg.DagsterInstance.ephemeral(),
+                            run_config=dg.RunConfig(ops={"mae_encoder": TINY_RUN}))
     assert result.success
     artifact = result.output_for_node("mae_encoder")
     assert isinstance(artifact, EncoderArtifact)

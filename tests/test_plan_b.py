@@ -3,9 +3,10 @@ settings, the ``simple`` profile, the timing bonus and vol-target sizing, each s
 run and trained and backtested end to end through the Dagster assets.
 
 The DQN / A2C / PPO runs use stand-ins for the upstream assets (a random-walk segment frame with
-train, eval and test rows, a random HMM context, a tiny untrained encoder), so each materializes
-``tqc_policy`` and ``backtest_report`` in seconds; the ``simple`` run materializes every asset
-from the synthetic market with the ``simple`` profile.
+train, eval and test rows, a hand-set regime model, a tiny untrained encoder) and a tiny agent
+network (``TinyNetworkProfile``), so each materializes ``tqc_policy`` and ``backtest_report`` in
+seconds; the ``simple`` run materializes every asset from the synthetic market with the
+``simple`` profile.
 """
 
 from __future__ import annotations
@@ -17,8 +18,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers.agent import tiny_config
-from helpers.backtest import TECH, hmm_context_frame, save_tiny_encoder, upstream_stand_ins
+from helpers.agent import TinyNetworkProfile, tiny_config
+from helpers.backtest import (
+    TECH,
+    hmm_context_frame,
+    stand_in_regime,
+    tiny_encoder_artifact,
+    upstream_stand_ins,
+)
 from stable_baselines3 import A2C, DQN, PPO
 
 from cryptorl_core.agent import (
@@ -32,8 +39,6 @@ from cryptorl_core.agent.algorithms import algorithm_of
 from cryptorl_core.backtest.report import AGENT, BacktestRecord
 from cryptorl_core.backtest.runner import run_backtest, run_targets
 from cryptorl_core.device import cpu_threads
-from cryptorl_core.encoder.artifact import EncoderArtifact, load_encoder
-from cryptorl_core.encoder.config import MAEConfig
 from cryptorl_core.env import (
     BatchCryptoEnv,
     DiscretePositionWrapper,
@@ -46,7 +51,6 @@ from cryptorl_core.env.sizing import vol_target_size
 from cryptorl_core.features.config import SIMPLE_COLUMNS, FeatureConfig
 from cryptorl_core.profiles import PipelineConfig
 from cryptorl_core.schema import PRICE_CLOSE_COL, PRICE_OPEN_COL, SPLIT_COL, feature_columns
-from cryptorl_dagster.assets import encoder as encoder_assets
 from cryptorl_dagster.assets.backtest import backtest_report
 from cryptorl_dagster.assets.encoder import mae_encoder
 from cryptorl_dagster.assets.features import features
@@ -58,7 +62,7 @@ from cryptorl_dagster.resources import ProfileResource
 GRID_21 = np.round(np.arange(-10, 11) / 10, 10)
 #: Segment layout of the stand-in frame.
 LAYOUT = (("train", 700), ("purged", 64), ("eval", 200), ("purged", 64), ("test", 300))
-TINY_RUN = {"total_timesteps": 256, "n_envs": 4, "eval_freq": 128, "checkpoint_freq": 128, "tiny_network": True}
+TINY_RUN = {"total_timesteps": 256, "n_envs": 4, "eval_freq": 128, "checkpoint_freq": 128}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -111,8 +115,8 @@ def test_wrapper_steps_the_env_to_the_chosen_grid_position() -> None:
 
 def test_build_model_gives_ppo_seed004_settings_and_dqn_a2c_the_extractor(tmp_path: Path) -> None:
     frame = _stand_in_frame()
-    market = MarketTensors.build(frame, hmm_context_frame(frame), load_encoder(_encoder(tmp_path)[0]),
-                                 tokens=1, device="cpu")
+    encoder = tiny_encoder_artifact(frame, tmp_path).load("cpu")
+    market = MarketTensors.build(frame, hmm_context_frame(frame), encoder, tokens=1, device="cpu")
     ppo_cfg = AgentConfig.quick().replace(algo="ppo")
     assert (ppo_cfg.ppo_ent_coef, ppo_cfg.ppo_max_grad_norm, ppo_cfg.ppo_target_kl) == (0.08, 0.5, 0.02)
     for algo, cls in (("ppo", PPO), ("a2c", A2C), ("dqn", DQN)):
@@ -211,11 +215,10 @@ def test_simple_features_are_btc_only(raw_slice: pd.DataFrame, latest_segment) -
 def test_algorithm_trains_and_backtests_through_the_assets(algo: str, extra: dict, cls: type, tmp_path: Path,
                                                            dagster_resources: dict, latest_key: str) -> None:
     frame = _stand_in_frame()
-    encoder_path, mae_config = _encoder(tmp_path)
-    artifact = EncoderArtifact(path=str(encoder_path), config=mae_config.as_dict(), feature_columns=list(TECH),
-                               norm_fingerprint="test")
-    assets = [*upstream_stand_ins(frame, hmm_context_frame(frame), artifact), tqc_policy, backtest_report]
-    result = dg.materialize(assets, partition_key=latest_key, resources=dagster_resources,
+    assets = [*upstream_stand_ins(frame, stand_in_regime(), tiny_encoder_artifact(frame, tmp_path)), tqc_policy,
+              backtest_report]
+    resources = {**dagster_resources, "profile": TinyNetworkProfile(name="quick")}
+    result = dg.materialize(assets, partition_key=latest_key, resources=resources,
                             instance=dg.DagsterInstance.ephemeral(),
                             run_config={"ops": {"tqc_policy": {"config": {**TINY_RUN, "algo": algo, **extra}}}})
     assert result.success
@@ -244,14 +247,13 @@ def test_algorithm_trains_and_backtests_through_the_assets(algo: str, extra: dic
 @pytest.mark.slow
 def test_simple_profile_trains_and_backtests_from_the_market(dagster_resources: dict, latest_key: str,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(encoder_assets, "mae_config_for",
-                        lambda profile: MAEConfig.quick().replace(epochs=1, max_train_windows=128, max_eval_windows=64))
     monkeypatch.setenv("CRYPTORL_DEVICE", "cpu")
-    resources = {**dagster_resources, "profile": ProfileResource(name="simple")}
+    resources = {**dagster_resources, "profile": TinyNetworkProfile(name="simple")}
     assets = [raw_market_data, features, hmm_model, mae_encoder, tqc_policy, backtest_report]
     result = dg.materialize(assets, partition_key=latest_key, resources=resources,
                             instance=dg.DagsterInstance.ephemeral(),
-                            run_config={"ops": {"tqc_policy": {"config": TINY_RUN}}})
+                            run_config={"ops": {"tqc_policy": {"config": TINY_RUN}, "mae_encoder": {"config": {
+                                "epochs": 1, "batch_size": 32, "max_train_windows": 128, "max_eval_windows": 64}}}})
     assert result.success
     assert feature_columns(result.output_for_node("features")) == list(SIMPLE_COLUMNS)
     policy = result.output_for_node("tqc_policy")
@@ -276,11 +278,6 @@ def _stand_in_frame(seed: int = 3) -> pd.DataFrame:
     frame[PRICE_OPEN_COL] = np.concatenate([[100.0], close[:-1]])
     frame[PRICE_CLOSE_COL] = close
     return frame
-
-
-def _encoder(folder: Path) -> tuple[Path, MAEConfig]:
-    path = save_tiny_encoder(_stand_in_frame(), folder / "encoder.pth")
-    return path, load_encoder(path).config
 
 
 def _on_grid(x: np.ndarray, step: float = 0.1) -> np.ndarray:

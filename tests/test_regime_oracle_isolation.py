@@ -72,6 +72,7 @@ def test_hmm_fit_and_context_do_not_see_the_true_regime(frames: dict[str, pd.Dat
 
 def test_market_tensors_do_not_see_the_true_regime(frames: dict[str, pd.DataFrame]) -> None:
     from cryptorl_core.agent.market_tensors import MarketTensors
+    from cryptorl_core.encoder.artifact import LoadedEncoder
     from cryptorl_core.encoder.config import MAEConfig
     from cryptorl_core.encoder.model import CryptoMAE
 
@@ -79,8 +80,8 @@ def test_market_tensors_do_not_see_the_true_regime(frames: dict[str, pd.DataFram
     model = fit_regime_model(base, HMMConfig.quick())
     torch.manual_seed(0)
     cfg = MAEConfig(d_model=8, n_heads=2, n_layers=1, dim_feedforward=16, decoder_hidden=8, dropout=0.0)
-    encoder = CryptoMAE(len(feature_columns(base)), cfg)
-    tensors = {name: MarketTensors.build(frame, model, encoder, mode="live", device="cpu")
+    encoder = LoadedEncoder.in_memory(CryptoMAE(len(feature_columns(base)), cfg), feature_columns(base))
+    tensors = {name: MarketTensors.build(frame, model.context(frame), encoder, mode="live", device="cpu")
                for name, frame in frames.items()}
     ref = tensors["present"]
     assert ref.features.shape == (len(base), len(feature_columns(base)))

@@ -14,15 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers.agent import hmm_context
+from helpers.agent import hmm_context, in_memory_encoder
 
 from cryptorl_core.agent import AgentConfig, MarketTensors, build_model, make_envs
 from cryptorl_core.agent.config import FULL_DEPARTURES_FROM_SEED, SEED004_CADENCE
-from cryptorl_core.encoder import CryptoMAE
 from cryptorl_core.encoder.config import MAEConfig
 from cryptorl_core.env.config import PROFILE_ACTION_GAIN, EnvConfig
 from cryptorl_core.profiles import PROFILES, PipelineConfig
-from cryptorl_core.schema import feature_columns
 
 CPU = torch.device("cpu")
 
@@ -87,8 +85,7 @@ def test_full_is_seed001_with_the_listed_departures_only() -> None:
 @pytest.fixture(scope="module")
 def full_size_market(segment_frame: pd.DataFrame) -> MarketTensors:
     """Live-mode tensors over an untrained seed-size encoder (no cache to build)."""
-    torch.manual_seed(0)
-    encoder = CryptoMAE(len(feature_columns(segment_frame)), MAEConfig.seed000()).eval()
+    encoder = in_memory_encoder(segment_frame, MAEConfig.seed000())
     return MarketTensors.build(segment_frame, hmm_context(segment_frame), encoder, tokens=64, mode="live", device=CPU)
 
 
@@ -156,7 +153,7 @@ def test_learning_rate_decays_during_training(segment_frame: pd.DataFrame, tmp_p
     context = hmm_context(segment_frame)
     market = MarketTensors.build(segment_frame, context, tiny_encoder(segment_frame), tokens=1, device=CPU)
     config = tiny_config(learning_rate=1e-3, lr_final=1e-4, total_timesteps=480)
-    result = train_policy(segment_frame, context, market, config, tmp_path, device="cpu")
+    result = train_policy(segment_frame, market, config, tmp_path, device="cpu")
     final = load_policy(result.final_model_path, market, algo=config.algo, device="cpu")  # not the selected one
     rates = [g["lr"] for opt in (final.actor.optimizer, final.critic.optimizer) for g in opt.param_groups]
     # SB3 sets the rate from the progress at the last training phase: within a few % of the end.
@@ -164,11 +161,14 @@ def test_learning_rate_decays_during_training(segment_frame: pd.DataFrame, tmp_p
 
 
 def test_every_profile_builds_every_stage() -> None:
-    """Each pipeline profile names a config for every stage, the backtest's included."""
-    from cryptorl_core.backtest.config import FULL_SIZE_PROFILES, BacktestConfig
+    """Each pipeline profile names a config for every stage, and each stage's own ``profile``
+    of that name is the pipeline's (the backtest's included)."""
+    from cryptorl_core.config_base import PROFILE_NAMES
 
-    assert set(PROFILES) == {"quick", *FULL_SIZE_PROFILES}
+    assert PROFILES == PROFILE_NAMES == PipelineConfig.PROFILES == AgentConfig.PROFILES
     for name in PROFILES:
         pipeline = PipelineConfig.profile(name)
         assert pipeline.name == name and AgentConfig.profile(name) == pipeline.agent
-        assert BacktestConfig.profile(name) == pipeline.backtest
+        for stage in ("windows", "features", "hmm", "mae", "agent", "backtest"):
+            config = getattr(pipeline, stage)
+            assert type(config).profile(name) == config, f"{stage} in {name}"

@@ -91,7 +91,7 @@ def test_every_cryptorl_variable_in_the_code_is_named_in_settings():
 
 
 def test_dagster_side_uses_the_settings(no_env, tmp_path: Path):
-    from cryptorl_core.backtest import compare
+    from cryptorl_core import compare
     from cryptorl_dagster.resources import ArtifactStore, ParquetFrameIOManager, storage_root
     from cryptorl_dagster.resources.market import MarketSource
 
@@ -129,7 +129,7 @@ def test_compare_cli_reads_where_the_assets_write(tmp_path: Path):
     """The HMM context the regime asset publishes (artifacts/hmm_model/<key>/context.parquet)."""
     import pandas as pd
 
-    from cryptorl_core.backtest.compare import HMM_CONTEXT_FILENAME, default_hmm_context
+    from cryptorl_core.compare import HMM_CONTEXT_FILENAME, default_hmm_context
     from cryptorl_core.schema import HMM_COLUMNS
     from cryptorl_dagster.assets import encoder, regime
 

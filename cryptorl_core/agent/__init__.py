@@ -12,7 +12,8 @@
 - :mod:`~cryptorl_core.agent.algorithms`: :data:`ALGORITHMS` (name to SB3 class), :func:`algorithm_of`;
 - :mod:`~cryptorl_core.agent.loading`: :func:`load_policy` (ready market tensors, or frame, HMM
   context and encoder to build them);
-- :mod:`~cryptorl_core.agent.train`: :func:`train_policy`, :class:`PolicyArtifact`.
+- :mod:`~cryptorl_core.agent.train`: :func:`segment_market` (the tensors a config trains on),
+  :func:`train_policy`, :class:`PolicyArtifact`.
 """
 
 from cryptorl_core.agent.algorithms import ALGORITHMS, algorithm_of
@@ -58,6 +59,7 @@ from cryptorl_core.agent.train import (
     build_model,
     make_envs,
     policy_filename,
+    segment_market,
     train_policy,
     training_env,
 )
@@ -71,5 +73,5 @@ __all__ = [
     "WCostCurriculumCallback", "algorithm_of", "attach_market", "build_model", "curriculum_values",
     "foundation_extractors", "hmm_context_array", "latest_checkpoint", "list_checkpoints",
     "load_policy", "make_envs", "model_file", "policy_filename", "rollout_policy", "save_checkpoint",
-    "train_policy", "training_env", "w_cost_distribution",
+    "segment_market", "train_policy", "training_env", "w_cost_distribution",
 ]

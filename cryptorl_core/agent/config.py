@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from typing import Any
 
+from cryptorl_core.config_base import ConfigBase
 from cryptorl_core.env.config import EnvConfig
-from cryptorl_core.fingerprint import stable_hash
 from cryptorl_core.policy_stats import CollapseRule
 
 #: ``dqn`` (SB3 DQN over the env's position grid) and ``a2c`` (SB3's defaults) are seed 004's plan B.
 ALGOS = ("tqc", "sac", "ppo", "dqn", "a2c")
-PROFILES = ("quick", "full", "seed000", "seed001", "simple")
 
 #: Where the ``full`` profile departs from seed 001, each measured on synthetic train and eval
 #: windows (``docs/EXPERIMENTS.md``): the heads read the HMM context directly instead of the
@@ -34,7 +32,7 @@ SEED001_LR_FINAL = 3e-5
 
 
 @dataclass(frozen=True)
-class AgentConfig:
+class AgentConfig(ConfigBase):
     """Everything :func:`~cryptorl_core.agent.train.train_policy` needs besides the data.
 
     Algorithm
@@ -321,41 +319,6 @@ class AgentConfig:
         (:meth:`~cryptorl_core.profiles.PipelineConfig.simple`)."""
         env = EnvConfig.full().with_overrides(max_penalty_scale=0.0, curriculum_lambda=0.0)
         return cls.full().replace(total_timesteps=10_000_000, lambda_final=0.0, embedding=True, env=env)
-
-    @classmethod
-    def profile(cls, name: str) -> AgentConfig:
-        """One of :data:`PROFILES`."""
-        if name not in PROFILES:
-            raise ValueError(f"unknown agent profile {name!r}; choose one of {PROFILES}")
-        return getattr(cls, name)()
-
-    # ------------------------------------------------------------------ (de)serialisation
-
-    def replace(self, **changes: Any) -> AgentConfig:
-        """A copy with some fields changed (validated again)."""
-        return replace(self, **changes)
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (tuples become lists, ``env`` a nested dict)."""
-        return json.loads(json.dumps(asdict(self)))
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> AgentConfig:
-        """Inverse of :meth:`as_dict`; unknown keys (from newer versions) are ignored."""
-        known = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in d.items() if k in known}
-        if isinstance(kwargs.get("env"), dict):
-            env_known = {f.name for f in fields(EnvConfig)}
-            kwargs["env"] = EnvConfig(**{k: v for k, v in kwargs["env"].items() if k in env_known})
-        if isinstance(kwargs.get("collapse"), dict):
-            kwargs["collapse"] = CollapseRule(**kwargs["collapse"])
-        if "net_arch" in kwargs:
-            kwargs["net_arch"] = tuple(kwargs["net_arch"])
-        return cls(**kwargs)
-
-    def fingerprint(self) -> str:
-        """Short stable hash of every field (a checkpoint only resumes a run with the same one)."""
-        return stable_hash(self.as_dict())
 
     @property
     def env_config(self) -> EnvConfig:

@@ -25,7 +25,7 @@ trainable weights, and ``policy_kwargs`` only small integers.
 Re-attaching after loading a saved model::
 
     model = TQC.load("tqc.zip", device=device)            # extractors have no market yet
-    market = MarketTensors.build(frame, hmm_model, encoder, tokens=config.tokens, device=device)
+    market = MarketTensors.build(frame, hmm_model.context(frame), encoder, tokens=config.tokens, device=device)
     attach_market(model, market)                          # checks d_model / tokens / context
     action, _ = model.predict(obs, deterministic=True)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import torch
@@ -20,7 +19,7 @@ from cryptorl_core.agent.algorithms import ALGORITHMS, algorithm_of
 from cryptorl_core.agent.extractor import attach_market, foundation_extractors
 from cryptorl_core.agent.market_tensors import MarketTensors
 from cryptorl_core.device import resolve_device
-from cryptorl_core.encoder.artifact import load_encoder
+from cryptorl_core.encoder.artifact import LoadedEncoder, load_encoder
 
 #: Published model names of a policy folder, in the order :func:`model_file` looks for them.
 MODEL_NAMES = ("tqc.zip", "sac.zip", "ppo.zip", "dqn.zip", "a2c.zip")
@@ -42,8 +41,8 @@ def load_policy(
     market: MarketTensors | None = None,
     *,
     frame: pd.DataFrame | None = None,
-    hmm_context: Any = None,
-    encoder: Any = None,
+    hmm_context: pd.DataFrame | None = None,
+    encoder: LoadedEncoder | str | os.PathLike | None = None,
     algo: str | None = None,
     device: torch.device | str = "cpu",
 ) -> BaseAlgorithm:
@@ -53,9 +52,9 @@ def load_policy(
     :param market: the segment's ready market tensors (attached as they are); else built from
         ``frame``, ``hmm_context`` and ``encoder`` when the policy uses the agent's extractor.
     :param frame: the segment frame (needed to build the market tensors).
-    :param hmm_context: HMM context of every frame row (frame, array, or a regime model with
-        ``context(frame)``), as :meth:`~cryptorl_core.agent.market_tensors.MarketTensors.build` takes.
-    :param encoder: the encoder (path to ``encoder.pth``, loaded encoder, or embedding cache).
+    :param hmm_context: HMM context of every frame row (``RegimeModel.context(frame)``).
+    :param encoder: the encoder (``EncoderArtifact.load``), or the path of its ``encoder.pth``
+        (read with :func:`~cryptorl_core.encoder.artifact.load_encoder`).
     :param algo: algorithm name (:data:`~cryptorl_core.agent.algorithms.ALGORITHMS`); None reads
         it from the zip.
     :param device: torch device.
@@ -73,7 +72,7 @@ def load_policy(
     elif foundation_extractors(model):
         if frame is None or hmm_context is None or encoder is None:
             raise ValueError(f"{path} uses the agent's feature extractor: give market, or frame, hmm_context and encoder")
-        if isinstance(encoder, (str, os.PathLike)):
+        if not isinstance(encoder, LoadedEncoder):
             encoder = load_encoder(encoder, device=dev)
         tokens = foundation_extractors(model)[0].tokens
         attach_market(model, MarketTensors.build(frame, hmm_context, encoder, tokens=tokens, device=dev))

@@ -12,6 +12,17 @@ once per segment, on the training device:
   ``(64, n_tech)`` windows in every forward pass.
 - ``context``: the 5 HMM columns ``(n_rows, 5)`` (filtered state probabilities and entropy).
 
+:meth:`MarketTensors.build` takes one form of each input: the regime context as a frame
+(``RegimeModel.context(frame)``) and the encoder as a :class:`~cryptorl_core.encoder.artifact.LoadedEncoder`
+(model and feature columns). The caller converts what it holds, once::
+
+    context = regime_model.context(frame)             # the hmm_model asset's RegimeModel
+    encoder = encoder_artifact.load(device)           # the mae_encoder asset's EncoderArtifact,
+    # or load_encoder("encoder.pth"), or LoadedEncoder.in_memory(model, feature_columns(frame))
+    market = MarketTensors.build(frame, context, encoder, tokens=config.tokens, device=device)
+
+A precomputed embedding cache goes through :meth:`MarketTensors.from_cache` instead.
+
 None of these tensors is ever a parameter or a persistent buffer of the policy: they are
 attached after construction (:func:`~cryptorl_core.agent.extractor.attach_market`), so they
 are neither pickled into an SB3 zip nor into ``policy_kwargs``.
@@ -26,40 +37,30 @@ import pandas as pd
 import torch
 
 from cryptorl_core.device import resolve_device
-from cryptorl_core.encoder.artifact import EncoderArtifact, EncoderDimensionError, LoadedEncoder
+from cryptorl_core.encoder.artifact import EncoderDimensionError, LoadedEncoder
 from cryptorl_core.encoder.cache import encode_all, frozen_encoder, pool_tokens
 from cryptorl_core.encoder.model import CryptoMAE
 from cryptorl_core.encoder.windows import feature_matrix
 from cryptorl_core.env.batch_env import gather_rows, gather_windows
-from cryptorl_core.regime.context import RegimeContextSource, context_array
+from cryptorl_core.regime.context import context_array
 from cryptorl_core.schema import HMM_COLUMNS
 
 MODES = ("cache", "live")
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
-HMMContextLike = pd.DataFrame | np.ndarray | torch.Tensor | RegimeContextSource
-EncoderLike = CryptoMAE | LoadedEncoder | EncoderArtifact | torch.Tensor
-
-
-def hmm_context_array(hmm_context: HMMContextLike, frame: pd.DataFrame | None = None) -> np.ndarray:
+def hmm_context_array(context: pd.DataFrame, frame: pd.DataFrame | None = None) -> np.ndarray:
     """The 5 HMM columns of every row of a segment frame as a float32 array
     (:func:`~cryptorl_core.regime.context.context_array` of :data:`~cryptorl_core.schema.HMM_COLUMNS`).
 
-    :param hmm_context: a frame holding :data:`~cryptorl_core.schema.HMM_COLUMNS`, an
-        ``(n_rows, 5)`` array/tensor, or a regime model with ``context(frame)``.
-    :param frame: the segment frame (required for a regime model; checks the row count).
+    :param context: a frame holding :data:`~cryptorl_core.schema.HMM_COLUMNS`
+        (``RegimeModel.context(frame)``).
+    :param frame: the segment frame (checks the row count and the index); not checked when None.
     :return: ``(n_rows, 5)`` float32, finite.
     """
-    return context_array(hmm_context, HMM_COLUMNS, frame, np.float32)
-
-
-def _encoder_model(encoder: CryptoMAE | LoadedEncoder | EncoderArtifact, device: torch.device) -> CryptoMAE:
-    if isinstance(encoder, EncoderArtifact):
-        encoder = encoder.load(device)
-    if isinstance(encoder, LoadedEncoder):
-        encoder = encoder.model
-    return frozen_encoder(encoder.to(device))
+    if not isinstance(context, pd.DataFrame):
+        raise TypeError(f"the HMM context must be a DataFrame (RegimeModel.context(frame)), got {type(context).__name__}")
+    return context_array(context, HMM_COLUMNS, frame, np.float32)
 
 
 @dataclass
@@ -165,22 +166,21 @@ class MarketTensors:
     def build(
         cls,
         frame: pd.DataFrame,
-        hmm_context: HMMContextLike,
-        encoder_or_cache: EncoderLike,
+        context: pd.DataFrame,
+        encoder: LoadedEncoder,
         tokens: int | None = None,
         mode: str = "cache",
         device: torch.device | str = "auto",
         cache_dtype: str | torch.dtype = "float32",
         batch_size: int = 512,
     ) -> MarketTensors:
-        """Build the tensors of a segment frame.
+        """Build the tensors of a segment frame from its HMM context and the frozen encoder.
 
-        :param frame: the segment frame (technical columns in the encoder's order).
-        :param hmm_context: the HMM context (frame, array) or the regime model.
-        :param encoder_or_cache: the encoder (model, loaded checkpoint or artifact) or a
-            precomputed cache ``(n_rows, tokens, d_model)``.
-        :param tokens: tokens per row (mean-pooled from the window); ``None``: the whole window,
-            or the cache's.
+        :param frame: the segment frame (holding the encoder's feature columns).
+        :param context: the HMM context of every frame row (``RegimeModel.context(frame)``).
+        :param encoder: the encoder with its feature columns (``EncoderArtifact.load``,
+            :func:`~cryptorl_core.encoder.artifact.load_encoder` or ``LoadedEncoder.in_memory``).
+        :param tokens: tokens per row (mean-pooled from the window); ``None``: the whole window.
         :param mode: ``"cache"`` (encode every row once) or ``"live"`` (encoder in every forward).
         :param device: where the tensors live.
         :param cache_dtype: dtype of the cache; bfloat16 is honoured on CUDA only (CPU bf16
@@ -190,28 +190,44 @@ class MarketTensors:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         dev = resolve_device(device)
-        context = torch.from_numpy(hmm_context_array(hmm_context, frame)).to(dev)
-        if isinstance(encoder_or_cache, torch.Tensor):
-            if mode != "cache":
-                raise ValueError("live mode needs the encoder, not a precomputed cache")
-            cache = encoder_or_cache.to(dev)
-            if cache.dim() != 3 or cache.shape[0] != len(frame):
-                raise EncoderDimensionError(
-                    f"embedding cache has shape {tuple(cache.shape)}, expected ({len(frame)}, tokens, d_model)")
-            if tokens is not None and cache.shape[1] != tokens:
-                cache = pool_tokens(cache.float(), tokens).to(cache.dtype)
-            return cls(context=context, embeddings=cache)
-        columns = list(getattr(encoder_or_cache, "feature_columns", None) or []) or None
-        model = _encoder_model(encoder_or_cache, dev)
+        hmm = torch.from_numpy(hmm_context_array(context, frame)).to(dev)
+        model = frozen_encoder(encoder.model.to(dev))
+        columns = list(encoder.feature_columns)
         if mode == "live":
             features = torch.from_numpy(feature_matrix(frame, columns)).to(dev)
             if features.shape[1] != model.n_features:
                 raise EncoderDimensionError(
                     f"segment frame has {features.shape[1]} technical columns, the encoder expects {model.n_features}")
-            return cls(context=context, features=features, encoder=model, tokens=tokens or model.config.window)
+            return cls(context=hmm, features=features, encoder=model, tokens=tokens or model.config.window)
         dtype = _DTYPES[cache_dtype] if isinstance(cache_dtype, str) else cache_dtype
         if dev.type != "cuda":
             dtype = torch.float32
         cache = encode_all(model, frame, batch_size=batch_size, device=dev, dtype=dtype,
                            tokens=tokens, columns=columns)
-        return cls(context=context, embeddings=cache)
+        return cls(context=hmm, embeddings=cache)
+
+    @classmethod
+    def from_cache(
+        cls,
+        frame: pd.DataFrame,
+        context: pd.DataFrame,
+        cache: torch.Tensor,
+        tokens: int | None = None,
+        device: torch.device | str = "auto",
+    ) -> MarketTensors:
+        """Cache-mode tensors from a precomputed embedding cache.
+
+        :param frame: the segment frame (row count and index of the context).
+        :param context: the HMM context of every frame row (``RegimeModel.context(frame)``).
+        :param cache: ``(n_rows, tokens, d_model)`` embeddings (:func:`~cryptorl_core.encoder.encode_all`).
+        :param tokens: tokens per row, mean-pooled from the cache's; ``None``: the cache's.
+        :param device: where the tensors live.
+        """
+        dev = resolve_device(device)
+        cache = cache.to(dev)
+        if cache.dim() != 3 or cache.shape[0] != len(frame):
+            raise EncoderDimensionError(
+                f"embedding cache has shape {tuple(cache.shape)}, expected ({len(frame)}, tokens, d_model)")
+        if tokens is not None and cache.shape[1] != tokens:
+            cache = pool_tokens(cache.float(), tokens).to(cache.dtype)
+        return cls(context=torch.from_numpy(hmm_context_array(context, frame)).to(dev), embeddings=cache)

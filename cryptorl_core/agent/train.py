@@ -1,6 +1,7 @@
 """Training of the FiLM-conditioned TQC (or SAC, PPO, DQN, A2C) agent on one walk-forward segment.
 
-Read :func:`train_policy` top to bottom: market tensors -> envs (train / eval / train probe)
+Read :func:`train_policy` top to bottom: the segment's market tensors (built by the caller,
+e.g. with :func:`segment_market`) -> envs (train / eval / train probe)
 -> fingerprint -> resume or build the model -> attach the market tensors -> callbacks
 (curriculum, w_cost curriculum, entropy floor, metrics, evaluation with early stopping and
 overfitting monitor, checkpoints) -> learn under a SIGTERM guard -> final files and the best
@@ -59,7 +60,7 @@ from cryptorl_core.agent.extractor import (
     extractor_kwargs,
 )
 from cryptorl_core.agent.loading import load_policy
-from cryptorl_core.agent.market_tensors import EncoderLike, HMMContextLike, MarketTensors
+from cryptorl_core.agent.market_tensors import MarketTensors
 from cryptorl_core.agent.resume import (
     BEST_MODEL_FILE,
     GracefulTermination,
@@ -70,6 +71,7 @@ from cryptorl_core.agent.resume import (
     restore_callback_states,
 )
 from cryptorl_core.device import cpu_threads, resolve_device
+from cryptorl_core.encoder.artifact import LoadedEncoder
 from cryptorl_core.env import BatchCryptoEnv, DiscretePositionWrapper, SegmentMarket
 from cryptorl_core.schema import EVAL, PRICE_CLOSE_COL, PRICE_OPEN_COL, TRAIN
 from cryptorl_core.seeding import seed_everything
@@ -198,7 +200,7 @@ class PolicyArtifact:
 
     def load(self, market: MarketTensors, device: str | torch.device = "auto", final: bool = False) -> BaseAlgorithm:
         """Load the policy and attach a segment's market tensors (built with
-        ``MarketTensors.build(frame, hmm_model, encoder, tokens=self.tokens, ...)``)."""
+        ``MarketTensors.build(frame, regime_model.context(frame), encoder, tokens=self.tokens, ...)``)."""
         path = self.final_model_path if final else self.model_path
         return load_policy(path, market, algo=self.algo, device=device)
 
@@ -340,17 +342,30 @@ def run_fingerprint(config: AgentConfig, market: MarketTensors, frame: pd.DataFr
 # ---------------------------------------------------------------------------- training
 
 
+def segment_market(frame: pd.DataFrame, context: pd.DataFrame, encoder: LoadedEncoder, config: AgentConfig,
+                   device: str | torch.device = "auto", mode: str = "cache") -> MarketTensors:
+    """The market tensors ``config`` trains on (its ``tokens`` and ``cache_dtype``).
+
+    :param frame: the segment frame.
+    :param context: the HMM context of every frame row (``RegimeModel.context(frame)``).
+    :param encoder: the frozen encoder (``EncoderArtifact.load(device)``).
+    :param config: the agent configuration.
+    :param device: where the tensors live.
+    :param mode: ``"cache"`` (embedding cache) or ``"live"`` (frozen encoder in every forward).
+    """
+    return MarketTensors.build(frame, context, encoder, tokens=config.tokens, mode=mode,
+                               device=resolve_device(device), cache_dtype=config.cache_dtype)
+
+
 def train_policy(
     frame: pd.DataFrame,
-    hmm_context: HMMContextLike,
-    encoder_or_cache: EncoderLike | MarketTensors,
+    market: MarketTensors,
     config: AgentConfig,
     out_dir: str | os.PathLike,
     checkpoint_dir: str | os.PathLike | None = None,
     device: str | torch.device = "auto",
     seed: int | None = None,
     tensorboard_dir: str | os.PathLike | None = None,
-    mode: str = "cache",
     extra_callbacks: Sequence[BaseCallback] = (),
 ) -> PolicyTrainResult:
     """Train ``config.n_seeds`` agents (more if collapsed) and keep the best live one on the eval split.
@@ -370,19 +385,14 @@ def train_policy(
     """
     out = Path(out_dir)
     base_seed = config.seed if seed is None else int(seed)
-    if isinstance(encoder_or_cache, MarketTensors):
-        market = encoder_or_cache
-    else:  # built once for every seed
-        market = MarketTensors.build(frame, hmm_context, encoder_or_cache, tokens=config.tokens, mode=mode,
-                                     device=resolve_device(device), cache_dtype=config.cache_dtype)
     runs: list[PolicyTrainResult] = []
     for k in range(config.n_seeds + config.collapse_retries):
         if k >= config.n_seeds and any(not r.collapsed for r in runs):
             break
         s = base_seed + k
         ckpt = None if checkpoint_dir is None else Path(checkpoint_dir) / f"seed-{s}"
-        runs.append(train_one_seed(frame, None, market, config, out / "seeds" / str(s), ckpt, device, s,
-                                   tensorboard_dir, mode, extra_callbacks))
+        runs.append(train_one_seed(frame, market, config, out / "seeds" / str(s), ckpt, device, s,
+                                   tensorboard_dir, extra_callbacks))
     live = [r for r in runs if not r.collapsed]
     if not live and config.fail_on_collapse:
         raise PolicyCollapsedError(runs, config)
@@ -429,23 +439,20 @@ def publish_run(run: PolicyTrainResult, out: Path) -> PolicyTrainResult:
 
 def train_one_seed(
     frame: pd.DataFrame,
-    hmm_context: HMMContextLike | None,
-    encoder_or_cache: EncoderLike | MarketTensors,
+    market: MarketTensors,
     config: AgentConfig,
     out_dir: str | os.PathLike,
     checkpoint_dir: str | os.PathLike | None = None,
     device: str | torch.device = "auto",
     seed: int | None = None,
     tensorboard_dir: str | os.PathLike | None = None,
-    mode: str = "cache",
     extra_callbacks: Sequence[BaseCallback] = (),
 ) -> PolicyTrainResult:
     """Train one agent on the train split of a segment and keep its best model on the eval split.
 
     :param frame: the segment frame (technical columns, ``split``, prices).
-    :param hmm_context: the 5 HMM columns (frame / array) or the regime model (``context(frame)``).
-    :param encoder_or_cache: the frozen encoder (model, loaded checkpoint or artifact), a
-        precomputed embedding cache ``(n_rows, tokens, d_model)``, or ready ``MarketTensors``.
+    :param market: the segment's market tensors (:func:`segment_market`: HMM context plus the
+        frozen encoder's embedding cache, or the encoder itself in live mode); moved to ``device``.
     :param config: hyper-parameters (:meth:`AgentConfig.quick` / :meth:`AgentConfig.full`).
     :param out_dir: where ``tqc.zip``, ``final_model.zip``, ``config.json`` and
         ``history.json`` are written.
@@ -454,7 +461,6 @@ def train_one_seed(
     :param device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
     :param seed: seed (default ``config.seed``); recorded in the result.
     :param tensorboard_dir: TensorBoard log folder (``None``: no TensorBoard files).
-    :param mode: ``"cache"`` (embedding cache) or ``"live"`` (frozen encoder in every forward).
     :param extra_callbacks: more callbacks, run after the built-in ones (e.g. to interrupt a test).
     :raises TrainingInterrupted: SIGTERM arrived; a checkpoint was saved first.
     """
@@ -469,12 +475,8 @@ def train_one_seed(
     logger.info("training %s on %s, %d envs, %d steps, seed %d", config.algo, dev, config.n_envs,
                 config.total_timesteps, seed)
 
-    # Market tensors: the encoder runs once here (cache mode), never in a gradient step.
-    if isinstance(encoder_or_cache, MarketTensors):
-        market = encoder_or_cache.to(dev)
-    else:
-        market = MarketTensors.build(frame, hmm_context, encoder_or_cache, tokens=config.tokens, mode=mode,
-                                     device=dev, cache_dtype=config.cache_dtype)
+    # Market tensors: built once by the caller (the encoder never runs in a gradient step).
+    market = market.to(dev)
     batch_env, eval_env, probe_env = make_envs(frame, config, dev, seed)
     train_env = training_env(batch_env, config)
     fingerprint = run_fingerprint(config, market, frame, seed)

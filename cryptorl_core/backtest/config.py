@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
+from cryptorl_core.config_base import ConfigBase
 from cryptorl_core.policy_stats import ACTION_BIN_WIDTH, CollapseRule
 from cryptorl_core.schema import HOURS_PER_YEAR
 from cryptorl_core.vol_target import VOL_TARGET_MAX_POSITION, VOL_TARGET_WINDOW_H
 
-#: Pipeline profiles whose backtest is the full one (a calendar-quarter test window).
-FULL_SIZE_PROFILES = ("full", "seed000", "seed001", "simple")
-
 
 @dataclass(frozen=True)
-class BacktestConfig:
+class BacktestConfig(ConfigBase):
     """Configurable values of the backtest analytics.
 
     :param periods_per_year: periods in a year for annualisation (hourly bars, 24/7 market).
@@ -105,16 +103,5 @@ class BacktestConfig:
     @classmethod
     def full(cls) -> BacktestConfig:
         """A calendar-quarter test window (about 2,200 hourly bars), with seed 004's 10-episode
-        stochastic evaluation."""
+        stochastic evaluation; also every other full-size profile's."""
         return cls(stochastic_episodes=10)
-
-    @classmethod
-    def profile(cls, name: str) -> BacktestConfig:
-        """``quick``, or ``full`` (also what the full-size pipeline profiles use)."""
-        if name not in ("quick", *FULL_SIZE_PROFILES):
-            raise ValueError(f"unknown backtest profile {name!r}; choose quick or one of {FULL_SIZE_PROFILES}")
-        return cls.quick() if name == "quick" else cls.full()
-
-    def as_dict(self) -> dict:
-        """Plain dict (for run metadata)."""
-        return asdict(self)

@@ -56,7 +56,7 @@ class LoadedEncoder:
     :param feature_columns: input columns, in order.
     :param norm_fingerprint: fingerprint of the feature normalisation it was trained on.
     :param extra: free-form metadata stored with it (metrics, seed, segment).
-    :param path: the file.
+    :param path: the file (None for :meth:`in_memory`).
     """
 
     model: CryptoMAE
@@ -64,7 +64,23 @@ class LoadedEncoder:
     feature_columns: list[str]
     norm_fingerprint: str
     extra: dict[str, Any]
-    path: Path
+    path: Path | None
+
+    @classmethod
+    def in_memory(cls, model: CryptoMAE, feature_columns: Sequence[str]) -> LoadedEncoder:
+        """An encoder that was never saved (just trained, or untrained in a test or benchmark),
+        in the form the agent's market tensors take.
+
+        :param model: the model.
+        :param feature_columns: its input columns, in order.
+        :raises EncoderDimensionError: the column count differs from the model's input width.
+        """
+        columns = list(feature_columns)
+        if len(columns) != model.n_features:
+            raise EncoderDimensionError(
+                f"feature columns: {len(columns)} names given, but the model's input width is {model.n_features}")
+        return cls(model=model, config=model.config, feature_columns=columns, norm_fingerprint="", extra={},
+                   path=None)
 
 
 @dataclass

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from dataclasses import dataclass
 
-from cryptorl_core.fingerprint import stable_hash
+from cryptorl_core.config_base import ConfigBase
 from cryptorl_core.schema import WINDOW
 
 #: Fields that fix the shapes of the weights: a checkpoint whose values differ from the
 #: expected ones cannot be used in its place (see :mod:`cryptorl_core.encoder.artifact`).
 ARCHITECTURE_FIELDS = ("window", "d_model", "n_heads", "n_layers", "dim_feedforward", "decoder_hidden")
 
-#: The encoder's named configurations.
-MAE_PROFILES = ("quick", "full", "seed000", "seed001")
-
 #: Seed 000 pre-trains the encoder for 90 epochs (early stopping on the eval loss may end sooner).
 SEED000_MAE_EPOCHS = 90
 
 
 @dataclass(frozen=True)
-class MAEConfig:
+class MAEConfig(ConfigBase):
     """Architecture and training hyper-parameters of :class:`~cryptorl_core.encoder.model.CryptoMAE`.
 
     Sources: ``window``, ``d_model``, ``n_heads``, ``n_layers``, ``dim_feedforward`` and
@@ -116,33 +112,9 @@ class MAEConfig:
 
     @classmethod
     def full(cls) -> MAEConfig:
-        """An alias of :meth:`seed001` (= seed 000's encoder)."""
+        """An alias of :meth:`seed001` (= seed 000's encoder); also the ``simple`` profile's."""
         return cls.seed001()
-
-    @classmethod
-    def profile(cls, name: str) -> MAEConfig:
-        """One of :data:`MAE_PROFILES`."""
-        if name not in MAE_PROFILES:
-            raise ValueError(f"unknown MAE profile {name!r}; choose one of {MAE_PROFILES}")
-        return getattr(cls, name)()
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> MAEConfig:
-        """Inverse of :meth:`as_dict`; unknown keys (from newer versions) are ignored."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
     def architecture(self) -> dict[str, int]:
         """The fields that fix the weights' shapes."""
         return {k: getattr(self, k) for k in ARCHITECTURE_FIELDS}
-
-    def replace(self, **changes: Any) -> MAEConfig:
-        """A copy with some fields changed (``dataclasses.replace``)."""
-        return replace(self, **changes)
-
-    def fingerprint(self) -> str:
-        """Short, stable hash of every field (used to decide whether a checkpoint resumes)."""
-        return stable_hash(self.as_dict())

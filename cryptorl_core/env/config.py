@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+
+from cryptorl_core.config_base import ConfigBase
 
 # Re-exported: env.config.resolve_device was the env's own helper before the shared one existed.
 from cryptorl_core.device import resolve_device
@@ -46,7 +48,7 @@ TIMING_BONUS_BAD = -2.0
 
 
 @dataclass
-class EnvConfig:
+class EnvConfig(ConfigBase):
     """Market mechanics, reward shaping and sampling of :class:`~cryptorl_core.env.BatchCryptoEnv`.
 
     Reward (the seed's MORL form), per step::
@@ -132,6 +134,9 @@ class EnvConfig:
     timing_bonus_horizon: int = 24
     sizing: str = "agent"
 
+    #: The env is no pipeline stage: the agent's profiles pick :meth:`quick`, :meth:`seed` or :meth:`full`.
+    PROFILES = ("quick", "full")
+
     def __post_init__(self) -> None:
         if self.n_envs < 1:
             raise ValueError(f"n_envs must be >= 1, got {self.n_envs}")
@@ -182,9 +187,8 @@ class EnvConfig:
         """:meth:`seed` with the project's action gain (:data:`PROFILE_ACTION_GAIN`)."""
         return cls.seed().with_overrides(action_gain=PROFILE_ACTION_GAIN)
 
-    def with_overrides(self, **changes: object) -> EnvConfig:
-        """Copy with some fields changed (validated again)."""
-        return replace(self, **changes)
+    #: Copy with some fields changed (validated again): :meth:`replace` under the env's older name.
+    with_overrides = ConfigBase.replace
 
 
 def check_w_cost_distribution(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cryptorl_core.config_base import ConfigBase
 from cryptorl_core.schema import CRYPTO_SYMBOLS
 
 #: Seed 004's plan B "V7 ultra-simple" inputs: 12 BTC-only technical columns (returns, a price
@@ -17,7 +18,7 @@ SIMPLE_COLUMNS = (
 
 
 @dataclass(frozen=True)
-class FeatureConfig:
+class FeatureConfig(ConfigBase):
     """Feature windows, FFD search and normalisation.
 
     :param return_horizons: log-return horizons in hours.
@@ -43,6 +44,8 @@ class FeatureConfig:
         block needs BTC and ETH.
     :param columns: keep only these technical columns, in this order (empty: every column);
         a name the market data does not produce is an error.
+
+    Profiles: every one but ``simple`` (seed 004's plan B) is the defaults (every symbol and column).
     """
 
     return_horizons: tuple[int, ...] = (1, 4, 12, 24, 72, 168)
@@ -66,14 +69,6 @@ class FeatureConfig:
     min_std: float = 1e-8
     symbols: tuple[str, ...] = CRYPTO_SYMBOLS
     columns: tuple[str, ...] = ()
-
-    @classmethod
-    def quick(cls) -> FeatureConfig:
-        return cls()
-
-    @classmethod
-    def full(cls) -> FeatureConfig:
-        return cls()
 
     @classmethod
     def simple(cls) -> FeatureConfig:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
+from cryptorl_core.config_base import ConfigBase
 from cryptorl_core.schema import HMM_PROB_COLUMNS
 
 #: Number of hidden states; fixed by the context columns the agent observes.
@@ -13,7 +14,7 @@ COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 
 
 @dataclass(frozen=True)
-class HMMConfig:
+class HMMConfig(ConfigBase):
     """How the regime HMM of one segment is fitted and checked.
 
     Inputs: the return column and the volatility column drive the stable state order
@@ -46,6 +47,9 @@ class HMMConfig:
         non-converged or degenerate fit instead of warning.
     :param blas_threads: BLAS threads during the fit. The matrices are tiny, so extra
         threads only add contention (measured 10-30x slower on a busy 2-core machine).
+
+    Profiles: ``quick`` is the defaults (CPU seconds: a few restarts on rows every 12 h);
+    every full-size profile is :meth:`full`.
     """
 
     return_column: str = "BTC_ret_72h"
@@ -80,18 +84,6 @@ class HMMConfig:
     def seeds(self) -> tuple[int, ...]:
         """One seed per restart."""
         return tuple(self.seed + i for i in range(self.n_restarts))
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> HMMConfig:
-        return cls(**{**d, "extra_columns": tuple(d.get("extra_columns", ()))})
-
-    @classmethod
-    def quick(cls) -> HMMConfig:
-        """CPU seconds: a few restarts on rows every 12 h."""
-        return cls()
 
     @classmethod
     def full(cls) -> HMMConfig:

@@ -18,13 +18,12 @@ Collapsed segments are marked and left out of its aggregates unless its run conf
 
 
 import dataclasses
-import os
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
-from cryptorl_core.agent.config import AgentConfig
+from cryptorl_core.agent import PolicyArtifact
 from cryptorl_core.agent.loading import load_policy
 from cryptorl_core.backtest.audit import audit_policy
 from cryptorl_core.backtest.baselines import REGIME_RULE, VOL_TARGET
@@ -40,8 +39,10 @@ from cryptorl_core.backtest.report import (
 )
 from cryptorl_core.backtest.summary import summarize_folders
 from cryptorl_core.device import resolve_device
+from cryptorl_core.encoder import EncoderArtifact
 from cryptorl_core.env import EnvConfig
 from cryptorl_core.policy_stats import collapse_stats
+from cryptorl_core.regime.model import RegimeModel
 from cryptorl_core.schema import TEST
 from cryptorl_dagster.metadata import markdown_table, png_markdown
 from cryptorl_dagster.partitions import segment_partitions
@@ -74,29 +75,19 @@ class WfoSummaryConfig(dg.Config):
     include_collapsed: bool = False
 
 
-def backtest_configs(profile: ProfileResource, policy: Any = None) -> tuple[EnvConfig, BacktestConfig]:
+def backtest_configs(profile: ProfileResource, policy: PolicyArtifact | None = None
+                     ) -> tuple[EnvConfig, BacktestConfig]:
     """The training env configuration (same lag and costs) and the analytics configuration.
 
     :param profile: the pipeline profile.
-    :param policy: the ``tqc_policy`` value; its ``config`` (an ``AgentConfig``) wins when present.
+    :param policy: the ``tqc_policy`` artifact; the agent configuration it was trained with wins
+        over the profile's.
     :return: ``(env_config, backtest_config)``; the backtest conditions the policy on the
         agent's ``eval_w_cost``, as its evaluation during training did.
     """
-    agent = getattr(policy, "config", None)
-    if isinstance(agent, dict):
-        agent = AgentConfig.from_dict(agent)
-    if not isinstance(agent, AgentConfig):
-        agent = AgentConfig.profile(profile.name)
-    backtest = profile.pipeline().backtest
-    return agent.env, dataclasses.replace(backtest, eval_w_cost=agent.eval_w_cost)
-
-
-def policy_path(tqc_policy: Any) -> str:
-    """The saved model's path: a ``PolicyArtifact``'s ``model_path`` (the best model), or a path."""
-    path = getattr(tqc_policy, "model_path", tqc_policy)
-    if not isinstance(path, str | os.PathLike):
-        raise TypeError(f"tqc_policy must carry the path of the saved model, got {type(tqc_policy).__name__}")
-    return os.fspath(path)
+    pipeline = profile.pipeline()
+    agent = pipeline.agent if policy is None else policy.agent_config()
+    return agent.env, dataclasses.replace(pipeline.backtest, eval_w_cost=agent.eval_w_cost)
 
 
 def _metrics_frame(metrics: dict[str, dict[str, Any]], keys: tuple[str, ...]) -> pd.DataFrame:
@@ -133,9 +124,9 @@ def stochastic_metadata(report: BacktestReport) -> dict[str, Any]:
 def backtest_report(
     context: dg.AssetExecutionContext,
     features: pd.DataFrame,
-    hmm_model: Any,
-    mae_encoder: Any,
-    tqc_policy: Any,
+    hmm_model: RegimeModel,
+    mae_encoder: EncoderArtifact,
+    tqc_policy: PolicyArtifact,
     profile: ProfileResource,
     artifacts: ArtifactStore,
 ) -> dg.Output[BacktestRecord]:
@@ -148,13 +139,13 @@ def backtest_report(
     key = context.partition_key
     env_config, config = backtest_configs(profile, tqc_policy)
     device = resolve_device("auto")
-    # hmm_model (a RegimeModel: context(frame)) and mae_encoder (an EncoderArtifact) are what
-    # MarketTensors.build takes; the policy's extractor gets the segment's tensors attached.
-    model = load_policy(policy_path(tqc_policy), frame=features, hmm_context=hmm_model,
-                        encoder=mae_encoder, device=device)
+    regime_context = hmm_model.context(features)
+    # The best model, with the segment's market tensors (HMM context and frozen encoder) attached.
+    model = load_policy(tqc_policy.model_path, frame=features, hmm_context=regime_context,
+                        encoder=mae_encoder.load(device), device=device)
     # The env stays on the CPU: one env per step is latency-bound, the policy uses `device`.
     report = build_report(model, features, TEST, key=key, env_config=env_config, config=config,
-                          regime_context=hmm_model)
+                          regime_context=regime_context)
     audit = audit_policy(model, report.agent, config)
     report.audit = audit.as_dict()
     plots = report.plots()

@@ -12,9 +12,17 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from cryptorl_core.agent import AgentConfig, PolicyArtifact, PolicyTrainResult, train_policy
+from cryptorl_core.agent import (
+    AgentConfig,
+    PolicyArtifact,
+    PolicyTrainResult,
+    segment_market,
+    train_policy,
+)
 from cryptorl_core.agent.plots import training_curves_png
 from cryptorl_core.device import resolve_device
+from cryptorl_core.encoder import EncoderArtifact
+from cryptorl_core.regime.model import RegimeModel
 from cryptorl_dagster.metadata import markdown_table, png_markdown
 from cryptorl_dagster.partitions import segment_partitions
 from cryptorl_dagster.resources import ArtifactStore, ProfileResource
@@ -41,8 +49,6 @@ class PolicyRunConfig(dg.Config):
         good BUY, -2 for a bad one; 0: off).
     :param sizing: ``agent`` or ``vol_target`` (the agent sets direction and timing, the
         ``vol_target`` rule the size).
-    :param tiny_network: shrink every width (tokens 1, features 16, heads 16x16, batch 32) and
-        publish a collapsed policy (marked) instead of failing: for smoke tests of the wiring only.
     """
 
     total_timesteps: int | None = None
@@ -55,7 +61,6 @@ class PolicyRunConfig(dg.Config):
     embedding: bool | None = None
     timing_bonus_scale: float | None = None
     sizing: str | None = None
-    tiny_network: bool = False
 
 
 def agent_config_for(profile: ProfileResource, run: PolicyRunConfig | None = None) -> AgentConfig:
@@ -68,10 +73,6 @@ def agent_config_for(profile: ProfileResource, run: PolicyRunConfig | None = Non
         "total_timesteps": run.total_timesteps, "n_envs": run.n_envs, "eval_freq": run.eval_freq,
         "checkpoint_freq": run.checkpoint_freq, "algo": run.algo, "seed": run.seed, "n_seeds": run.n_seeds,
         "embedding": run.embedding}.items() if v is not None}
-    if run.tiny_network:
-        changes.update(tokens=1, features_dim=16, film_hidden=8, net_arch=(16, 16), batch_size=32,
-                       learning_starts=min(config.learning_starts, 64), buffer_size=min(config.buffer_size, 5_000),
-                       collapse_retries=0, fail_on_collapse=False)
     env_changes = {k: v for k, v in {"n_envs": run.n_envs, "timing_bonus_scale": run.timing_bonus_scale,
                                      "sizing": run.sizing}.items() if v is not None}
     if env_changes:
@@ -121,8 +122,8 @@ def tqc_policy(
     context: dg.AssetExecutionContext,
     config: PolicyRunConfig,
     features: pd.DataFrame,
-    hmm_model: Any,
-    mae_encoder: Any,
+    hmm_model: RegimeModel,
+    mae_encoder: EncoderArtifact,
     artifacts: ArtifactStore,
     profile: ProfileResource,
 ) -> dg.Output[PolicyArtifact]:
@@ -136,10 +137,10 @@ def tqc_policy(
     device = resolve_device("auto")  # honours $CRYPTORL_DEVICE set by the run launcher
     context.log.info(f"training {agent.algo} for {key} on {device} ({profile.name} profile, "
                      f"{agent.total_timesteps} steps, {agent.n_envs} envs)")
-    encoder = mae_encoder.load(device) if hasattr(mae_encoder, "load") else mae_encoder
+    market = segment_market(features, hmm_model.context(features), mae_encoder.load(device), agent, device)
     checkpoint_dir = artifacts.checkpoint_dir(ASSET_NAME, key)
     with artifacts.publish(ASSET_NAME, key) as staging:
-        result = train_policy(features, hmm_model, encoder, agent, out_dir=staging, checkpoint_dir=checkpoint_dir,
+        result = train_policy(features, market, agent, out_dir=staging, checkpoint_dir=checkpoint_dir,
                               device=device, tensorboard_dir=checkpoint_dir.parent / f"{key}-tensorboard")
         png = training_curves_png(result)
         (staging / "training_curves.png").write_bytes(png)
@@ -153,7 +154,7 @@ def tqc_policy(
         path=str(final), model_path=str(final / result.model_path.name),
         final_model_path=str(final / result.final_model_path.name), config_path=str(final / result.config_path.name),
         algo=agent.algo, config=agent.as_dict(), metrics=result.metrics(),
-        encoder_path=str(getattr(mae_encoder, "path", "")), d_model=int(result.extra["d_model"]),
+        encoder_path=mae_encoder.path, d_model=int(result.extra["d_model"]),
         tokens=int(result.extra["tokens"]),
     )
     return dg.Output(artifact, metadata=_metadata(result, artifact, png, str(device)))

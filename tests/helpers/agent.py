@@ -1,8 +1,10 @@
 """Tiny inputs shared by the agent tests: a small frozen encoder, the real HMM context, a
-configuration that trains in seconds, and a callback that cancels a run the way Dagster does."""
+configuration that trains in seconds, a ``profile`` resource with a tiny agent network for the
+Dagster tests, and a callback that cancels a run the way Dagster does."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 
@@ -11,17 +13,25 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
 from cryptorl_core.agent import AgentConfig
-from cryptorl_core.encoder import CryptoMAE, MAEConfig
+from cryptorl_core.encoder import CryptoMAE, LoadedEncoder, MAEConfig
 from cryptorl_core.env import EnvConfig
+from cryptorl_core.profiles import PipelineConfig
 from cryptorl_core.schema import feature_columns
+from cryptorl_dagster.resources import ProfileResource
 
 TINY_MAE = MAEConfig(d_model=8, n_heads=2, n_layers=1, dim_feedforward=16, decoder_hidden=8, dropout=0.0)
 
 
-def tiny_encoder(frame: pd.DataFrame, seed: int = 0) -> CryptoMAE:
-    """An untrained (random, seeded) encoder of the frame's technical columns."""
+def in_memory_encoder(frame: pd.DataFrame, config: MAEConfig, seed: int = 0) -> LoadedEncoder:
+    """An untrained (random, seeded) encoder of the frame's technical columns, never saved."""
+    columns = feature_columns(frame)
     torch.manual_seed(seed)
-    return CryptoMAE(len(feature_columns(frame)), TINY_MAE).eval()
+    return LoadedEncoder.in_memory(CryptoMAE(len(columns), config).eval(), columns)
+
+
+def tiny_encoder(frame: pd.DataFrame, seed: int = 0) -> LoadedEncoder:
+    """An untrained (random, seeded) :data:`TINY_MAE` encoder of the frame's technical columns."""
+    return in_memory_encoder(frame, TINY_MAE, seed)
 
 
 def hmm_context(frame: pd.DataFrame) -> pd.DataFrame:
@@ -42,6 +52,24 @@ def tiny_config(**changes: object) -> AgentConfig:
         fail_on_collapse=False,
     )
     return base.replace(**changes)
+
+
+def tiny_network(config: AgentConfig) -> AgentConfig:
+    """``config`` with every width shrunk (tokens 1, features 16, heads 16x16, batch 32), and a
+    collapsed policy published (marked) instead of failing: for smoke tests of the wiring only."""
+    return config.replace(tokens=1, features_dim=16, film_hidden=8, net_arch=(16, 16), batch_size=32,
+                          learning_starts=min(config.learning_starts, 64),
+                          buffer_size=min(config.buffer_size, 5_000), collapse_retries=0, fail_on_collapse=False)
+
+
+class TinyNetworkProfile(ProfileResource):
+    """The named profile with :func:`tiny_network` applied to its agent and the quick-size
+    encoder: the ``profile`` resource of the Dagster tests that train ``tqc_policy`` (the run
+    config sets the steps, envs and encoder epochs)."""
+
+    def pipeline(self) -> PipelineConfig:
+        base = super().pipeline()
+        return dataclasses.replace(base, agent=tiny_network(base.agent), mae=MAEConfig.quick())
 
 
 class SendSigterm(BaseCallback):

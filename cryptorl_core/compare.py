@@ -1,4 +1,5 @@
-"""Compare two saved policies on the same window with the same costs, side by side.
+"""Compare two saved policies on the same window with the same costs, side by side: a command-line
+entry point (like :mod:`cryptorl_core.experiment`) over the backtest analytics.
 
 Library use::
 
@@ -6,9 +7,10 @@ Library use::
                                   hmm_context=hmm_frame, encoder="encoder.pth")
     print(comparison.markdown())
 
-Command line (``cryptorl-compare``), reading a segment's stored artifacts::
+Command line (``python -m cryptorl_core.compare``, or the ``cryptorl-compare`` script),
+reading a segment's stored artifacts::
 
-    cryptorl-compare --a PATH --b PATH --segment 2025-Q4 [--split test]
+    python -m cryptorl_core.compare --a PATH --b PATH --segment 2025-Q4 [--split test]
 
 Paths default to where the Dagster assets write under the storage root (``--storage``, else
 ``$CRYPTORL_STORAGE`` or ``<repo>/storage``: :class:`~cryptorl_core.settings.StorageLayout`):
@@ -38,10 +40,11 @@ import pandas as pd
 import torch
 
 from cryptorl_core.agent.loading import load_policy
-from cryptorl_core.backtest.config import FULL_SIZE_PROFILES, BacktestConfig
+from cryptorl_core.backtest.config import BacktestConfig
 from cryptorl_core.backtest.metrics import metrics_markdown, metrics_table
 from cryptorl_core.backtest.runner import ActionFn, BacktestRun, PredictsActions, run_backtest
 from cryptorl_core.env import EnvConfig
+from cryptorl_core.profiles import PROFILES
 from cryptorl_core.schema import HMM_COLUMNS, SPLITS, TEST
 from cryptorl_core.settings import (
     PROFILE_ENV,
@@ -49,7 +52,7 @@ from cryptorl_core.settings import (
     StorageLayout,
     profile_name,
     storage_layout,
-    storage_root,  # noqa: F401  (re-exported: cryptorl_core.backtest.compare.storage_root)
+    storage_root,  # noqa: F401  (re-exported: cryptorl_core.compare.storage_root)
 )
 
 PolicyLike = str | os.PathLike | PredictsActions | ActionFn
@@ -188,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--hmm", help="parquet/CSV with the HMM columns of every frame row")
     parser.add_argument("--fee-bps", type=float, help="override the training env's fee")
     parser.add_argument("--slippage-bps", type=float, help="override the training env's slippage")
-    parser.add_argument("--profile", default=profile_name(), choices=("quick", *FULL_SIZE_PROFILES),
+    parser.add_argument("--profile", default=profile_name(), choices=PROFILES,
                         help=f"pipeline profile: the training env's costs and the analytics settings "
                              f"(default ${PROFILE_ENV} or quick)")
     parser.add_argument("--device", default="cpu")
