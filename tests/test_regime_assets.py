@@ -65,6 +65,21 @@ def test_hmm_model_materializes_with_green_checks(dagster_resources, latest_key,
     assert not (tmp_path / "artifacts" / "hmm").exists()
 
 
+def test_hmm_model_run_config_overrides_the_profile_and_the_refit_check_follows(dagster_resources, latest_key):
+    result = dg.materialize(
+        [raw_market_data, features, hmm_model, hmm_fit_on_train_only], partition_key=latest_key,
+        resources=dagster_resources, instance=dg.DagsterInstance.ephemeral(),
+        run_config={"ops": {"hmm_model": {"config": {"seed": 7, "n_restarts": 2}}}},
+    )
+    assert result.success
+    model = result.output_for_node("hmm_model")
+    profile_hmm = dagster_resources["profile"].pipeline().hmm
+    assert (model.config["seed"], model.config["n_restarts"]) == (7, 2) != (profile_hmm.seed, profile_hmm.n_restarts)
+    assert model.config["n_iter"] == profile_hmm.n_iter  # unset fields keep the profile's
+    (check,) = result.get_asset_check_evaluations()
+    assert check.passed and check.metadata["max_parameter_diff_vs_train_only_refit"].value == 0.0
+
+
 def test_hmm_wfo_metrics_has_one_row_per_segment_and_lists_the_missing(dagster_resources, tmp_path):
     keys = segment_partitions.get_partition_keys()
     done = keys[-2:]

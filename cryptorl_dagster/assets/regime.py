@@ -51,9 +51,30 @@ METRICS_DIR = "hmm"
 REFIT_ATOL = 1e-12
 
 
-def hmm_config(profile: ProfileResource) -> HMMConfig:
-    """The profile's HMM configuration."""
-    return profile.pipeline().hmm
+class RegimeRunConfig(dg.Config):
+    """Per-run overrides of the profile's HMM configuration (launchpad / tests); unset fields
+    keep the profile's values. Each is the :class:`~cryptorl_core.regime.config.HMMConfig` field
+    of the same name. The look-ahead check refits with the configuration the model records, so
+    an override is checked like the profile's own.
+
+    :param seed: first restart seed.
+    :param n_restarts: random restarts; the best train log-likelihood wins.
+    :param n_iter: EM iteration cap per restart.
+    """
+
+    seed: int | None = None
+    n_restarts: int | None = None
+    n_iter: int | None = None
+
+    def apply(self, hmm: HMMConfig) -> HMMConfig:
+        """``hmm`` with the fields this run sets."""
+        changes = {k: v for k, v in self.model_dump().items() if v is not None}
+        return hmm.replace(**changes) if changes else hmm
+
+
+def hmm_config(profile: ProfileResource, run: RegimeRunConfig | None = None) -> HMMConfig:
+    """The profile's HMM configuration with this run's overrides."""
+    return (run or RegimeRunConfig()).apply(profile.pipeline().hmm)
 
 
 def metrics_csv(artifacts: ArtifactStore) -> Path:
@@ -76,14 +97,14 @@ def _fit(context: dg.AssetExecutionContext, features: pd.DataFrame, cfg: HMMConf
 
 @dg.asset(partitions_def=segment_partitions, group_name="regime")
 def hmm_model(
-    context: dg.AssetExecutionContext, features: pd.DataFrame, artifacts: ArtifactStore,
-    profile: ProfileResource,
+    context: dg.AssetExecutionContext, config: RegimeRunConfig, features: pd.DataFrame,
+    artifacts: ArtifactStore, profile: ProfileResource,
 ) -> dg.Output[RegimeModel]:
     """A 4-state Gaussian HMM fitted on the segment's train rows (seeded restarts, states
     in a stable order), giving every row forward-filtered regime probabilities and their
     entropy (``HMM_COLUMNS``) through ``RegimeModel.context(features)``."""
     key = context.partition_key
-    cfg = hmm_config(profile)
+    cfg = hmm_config(profile, config)
     model = _fit(context, features, cfg)
     probs, loglik = model.filter(features)
     recovery = regime_recovery(features, probs) if TRUE_REGIME_COL in features else None
