@@ -9,7 +9,6 @@ from cryptorl_core.device import resolve_device
 from cryptorl_core.encoder import (
     ENCODER_FILENAME,
     EncoderArtifact,
-    MAEConfig,
     MAETrainResult,
     save_encoder,
     train_mae,
@@ -18,12 +17,13 @@ from cryptorl_core.encoder.plots import loss_curve_png
 from cryptorl_dagster.metadata import markdown_table, png_markdown
 from cryptorl_dagster.partitions import segment_partitions
 from cryptorl_dagster.resources import ArtifactStore, ProfileResource
+from cryptorl_dagster.run_config import RunOverrides
 from cryptorl_dagster.tags import GPU_TAGS
 
 ASSET_NAME = "mae_encoder"
 
 
-class EncoderRunConfig(dg.Config):
+class EncoderRunConfig(RunOverrides):
     """Per-run overrides of the profile's encoder configuration (launchpad / tests); unset
     fields keep the profile's values. Each is the :class:`~cryptorl_core.encoder.MAEConfig`
     field of the same name.
@@ -50,11 +50,6 @@ class EncoderRunConfig(dg.Config):
     amp: bool | None = None
     compile: bool | None = None
     cpu_threads: int | None = None
-
-    def apply(self, mae: MAEConfig) -> MAEConfig:
-        """``mae`` with the fields this run sets."""
-        changes = {k: v for k, v in self.model_dump().items() if v is not None}
-        return mae.replace(**changes) if changes else mae
 
 
 def _metadata(result: MAETrainResult, path: str, png: bytes) -> dict:

@@ -26,12 +26,15 @@ from cryptorl_core.regime.model import RegimeModel
 from cryptorl_dagster.metadata import markdown_table, png_markdown
 from cryptorl_dagster.partitions import segment_partitions
 from cryptorl_dagster.resources import ArtifactStore, ProfileResource
+from cryptorl_dagster.run_config import RunOverrides
 from cryptorl_dagster.tags import GPU_TAGS
 
 ASSET_NAME = "tqc_policy"
+#: The run-config fields that belong to the env configuration only.
+ENV_FIELDS = ("timing_bonus_scale", "sizing")
 
 
-class PolicyRunConfig(dg.Config):
+class PolicyRunConfig(RunOverrides):
     """Per-run overrides of the profile's agent configuration (launchpad / tests); unset
     fields keep the profile's values.
 
@@ -62,22 +65,23 @@ class PolicyRunConfig(dg.Config):
     timing_bonus_scale: float | None = None
     sizing: str | None = None
 
+    def apply(self, agent: AgentConfig) -> AgentConfig:
+        """``agent`` with the fields this run sets; ``timing_bonus_scale`` and ``sizing`` are
+        the env's, and ``n_envs`` sets both the agent's and its env's."""
+        changes = self.overrides()
+        env_changes = {k: changes.pop(k) for k in ENV_FIELDS if k in changes}
+        if "n_envs" in changes:
+            env_changes["n_envs"] = changes["n_envs"]
+        if env_changes:
+            changes["env"] = agent.env.with_overrides(**env_changes)
+        return agent.replace(**changes) if changes else agent
+
 
 def agent_config_for(profile: ProfileResource, run: PolicyRunConfig | None = None) -> AgentConfig:
     """The profile's agent configuration with the run's overrides applied (seed 004's plan B
     ``simple`` profile is chosen with the ``profile`` resource, since it changes the features too)."""
     config = profile.pipeline().agent
-    if run is None:
-        return config
-    changes: dict[str, Any] = {k: v for k, v in {
-        "total_timesteps": run.total_timesteps, "n_envs": run.n_envs, "eval_freq": run.eval_freq,
-        "checkpoint_freq": run.checkpoint_freq, "algo": run.algo, "seed": run.seed, "n_seeds": run.n_seeds,
-        "embedding": run.embedding}.items() if v is not None}
-    env_changes = {k: v for k, v in {"n_envs": run.n_envs, "timing_bonus_scale": run.timing_bonus_scale,
-                                     "sizing": run.sizing}.items() if v is not None}
-    if env_changes:
-        changes["env"] = config.env.with_overrides(**env_changes)
-    return config.replace(**changes)
+    return config if run is None else run.apply(config)
 
 
 def _metadata(result: PolicyTrainResult, artifact: PolicyArtifact, png: bytes, device: str) -> dict[str, Any]:

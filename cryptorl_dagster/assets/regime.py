@@ -42,6 +42,7 @@ from cryptorl_core.schema import TRUE_REGIME_COL
 from cryptorl_dagster.metadata import markdown_table, png_markdown
 from cryptorl_dagster.partitions import segment_for_key, segment_partitions
 from cryptorl_dagster.resources import ArtifactStore, ProfileResource
+from cryptorl_dagster.run_config import RunOverrides
 
 ASSET_NAME = "hmm_model"
 METRICS_ASSET = "hmm_wfo_metrics"
@@ -51,7 +52,7 @@ METRICS_DIR = "hmm"
 REFIT_ATOL = 1e-12
 
 
-class RegimeRunConfig(dg.Config):
+class RegimeRunConfig(RunOverrides):
     """Per-run overrides of the profile's HMM configuration (launchpad / tests); unset fields
     keep the profile's values. Each is the :class:`~cryptorl_core.regime.config.HMMConfig` field
     of the same name. The look-ahead check refits with the configuration the model records, so
@@ -65,11 +66,6 @@ class RegimeRunConfig(dg.Config):
     seed: int | None = None
     n_restarts: int | None = None
     n_iter: int | None = None
-
-    def apply(self, hmm: HMMConfig) -> HMMConfig:
-        """``hmm`` with the fields this run sets."""
-        changes = {k: v for k, v in self.model_dump().items() if v is not None}
-        return hmm.replace(**changes) if changes else hmm
 
 
 def hmm_config(profile: ProfileResource, run: RegimeRunConfig | None = None) -> HMMConfig:
