@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -168,5 +168,4 @@ class CollapseRule:
 
     def as_dict(self) -> dict[str, float]:
         """Plain dict (metadata, config files)."""
-        return {"max_modal_share": self.max_modal_share, "min_trades": self.min_trades,
-                "min_entropy_frac": self.min_entropy_frac, "window_bars": self.window_bars}
+        return asdict(self)
