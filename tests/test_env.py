@@ -94,12 +94,13 @@ def test_from_segment_frame_uses_only_split_rows() -> None:
         {"long_only": True, "position_step": 0.25},
         {"bankrupt_nav": 0.985, "position_step": 0.0},
         {"action_gain": 2.5},
+        {"risk_aversion": 8.0, "action_gain": 1.5},
         {"timing_bonus_scale": 0.7, "timing_bonus_horizon": 3},
         {"timing_bonus_scale": 1.0, "timing_bonus_horizon": 1},
         {"sizing": "vol_target", "action_gain": 2.0},
         {"sizing": "vol_target", "long_only": True, "timing_bonus_scale": 0.5, "timing_bonus_horizon": 4},
     ],
-    ids=["lag1", "lag0", "long_only", "bankrupt_continuous", "action_gain", "timing_bonus",
+    ids=["lag1", "lag0", "long_only", "bankrupt_continuous", "action_gain", "risk_aversion", "timing_bonus",
          "timing_bonus_same_step", "vol_target", "vol_target_long_only_timing_bonus"],
 )
 def test_batched_env_matches_scalar_reference(overrides: dict, device: str) -> None:

@@ -591,7 +591,10 @@ class BatchCryptoEnv(VecEnv):
         growth.clamp_min_(MIN_GROWTH)
         fee.mul_(cost_frac)
 
-        torch.log(growth, out=out[_PERF]).mul_(cfg.reward_scale)
+        torch.log(growth, out=out[_PERF])
+        if cfg.risk_aversion != 1.0:  # the step utility's variance term, see EnvConfig
+            out[_PERF].sub_(torch.sub(growth, 1.0).square_(), alpha=(cfg.risk_aversion - 1.0) / 2.0)
+        out[_PERF].mul_(cfg.reward_scale)
         torch.mul(traded, -self.churn_coef, out=out[_CHURN])
         torch.sub(dpos, state[_PREV_DPOS], out=out[_SMOOTH]).square_().mul_(-self.smooth_coef)
         torch.add(out[_CHURN], out[_SMOOTH], out=out[_COST])

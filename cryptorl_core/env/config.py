@@ -55,7 +55,8 @@ class EnvConfig(ConfigBase):
 
         reward = r_perf + curriculum_lambda * w_cost * r_cost * max_penalty_scale
                  + timing_bonus_scale * r_timing
-        r_perf = reward_scale * log(NAV_{t+1} / NAV_t)            (net of fee and slippage)
+        r_perf = reward_scale * (log(g) - (risk_aversion - 1) / 2 * (g - 1) ** 2)
+        g = NAV_{t+1} / NAV_t                                     (net of fee and slippage)
         r_cost = -(churn_coef * |dpos_t| + smooth_coef * (dpos_t - dpos_{t-1}) ** 2)
         r_timing = +5 / -2 on the step that ends on bar s + N, for a BUY decided on bar s
                    (dpos_s > 0, filled at open[s+1]) whose close[s + N] is above / not above
@@ -82,6 +83,13 @@ class EnvConfig(ConfigBase):
         bar t+1's open. 0: the new position earns bar t's own close-to-close return, a look-ahead
         cheat that exists only for the lag test.
     :param reward_scale: multiplier of the log NAV growth in ``r_perf``.
+    :param risk_aversion: relative risk aversion ``gamma`` of the step utility in ``r_perf``.
+        At 1 (the seed) ``r_perf`` is the log growth, whose optimum is Kelly's ``mu / sigma^2``:
+        clipped to +-1 for almost any drift, so the best policy is bang-bang and holds one
+        position through a whole regime. The second-order term makes the expected utility
+        ``pos * mu - gamma * pos^2 * sigma^2 / 2``, whose optimum ``mu / (gamma * sigma^2)`` is
+        an interior position that shrinks with volatility and with doubt about the regime. It
+        reads only the step's own realised growth, like the log term.
     :param max_penalty_scale: multiplier of the weighted cost term (the seed's MAX_PENALTY_SCALE).
     :param curriculum_lambda: initial curriculum weight of the cost term (callbacks change it).
     :param churn_coef: initial penalty per unit of ``|dpos|``.
@@ -119,6 +127,7 @@ class EnvConfig(ConfigBase):
     long_only: bool = False
     execution_lag: int = 1
     reward_scale: float = 100.0
+    risk_aversion: float = 1.0
     max_penalty_scale: float = 1.0
     curriculum_lambda: float = 1.0
     churn_coef: float = 0.1
@@ -152,6 +161,8 @@ class EnvConfig(ConfigBase):
             raise ValueError(f"action_gain must be > 0, got {self.action_gain}")
         if not 0.0 <= self.position_step <= 1.0:
             raise ValueError(f"position_step must be in [0, 1], got {self.position_step}")
+        if self.risk_aversion < 1.0:
+            raise ValueError(f"risk_aversion must be >= 1 (1 = log utility), got {self.risk_aversion}")
         if self.sizing not in SIZINGS:
             raise ValueError(f"sizing must be one of {SIZINGS}, got {self.sizing!r}")
         if self.timing_bonus_horizon < 1:

@@ -120,7 +120,8 @@ class ReferenceCryptoEnv:
             fee = self.nav * cost_frac
         growth = max(nav / self.nav, MIN_GROWTH)
 
-        r_perf = cfg.reward_scale * math.log(growth)
+        risk = (cfg.risk_aversion - 1.0) / 2.0 * (growth - 1.0) ** 2
+        r_perf = cfg.reward_scale * (math.log(growth) - risk)
         r_churn = -self.churn_coef * traded
         r_smooth = -self.smooth_coef * (dpos - self.prev_dpos) ** 2
         r_cost = r_churn + r_smooth
