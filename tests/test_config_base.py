@@ -17,9 +17,10 @@ from cryptorl_core.policy_stats import CollapseRule
 from cryptorl_core.profiles import PipelineConfig
 from cryptorl_core.regime.config import HMMConfig
 
-#: Fingerprints from before the shared base class (AgentConfig's and MAEConfig's own methods):
-#: checkpoints written then still resume.
-PINNED = {"agent_quick": "5becffa622cc7e5b", "agent_full": "481e14b6675b6f43", "mae_full": "9032264de52b0df6"}
+#: Fingerprints of the profiles: the encoder's from before the shared base class (its checkpoints
+#: still resume); the agent's since the env's ``risk_aversion`` (a new reward must not resume an
+#: old policy's checkpoints).
+PINNED = {"agent_quick": "e183cf17e4b292bd", "agent_full": "bd23397fd6fe5b59", "mae_full": "9032264de52b0df6"}
 
 
 def _json(payload: dict) -> dict:

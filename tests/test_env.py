@@ -201,6 +201,36 @@ def _bonus_run(config: EnvConfig, frame: pd.DataFrame, actions: np.ndarray) -> t
     return observations, np.array(rewards), np.array(paid)
 
 
+def _held_position_utility(position: float, risk_aversion: float, drift: float, vol: float) -> float:
+    """Mean performance reward of holding ``position`` through bars whose returns alternate
+    ``drift + vol`` and ``drift - vol`` (mean ``drift``, variance ``vol ** 2``), with no costs."""
+    n = 200
+    returns = drift + vol * np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
+    close = 100.0 * np.cumprod(1.0 + returns)
+    open_ = np.concatenate([[100.0], close[:-1]])  # no overnight gap: a bar earns its return
+    cfg = EnvConfig(fee_bps=0.0, slippage_bps=0.0, position_step=0.0, risk_aversion=risk_aversion)
+    env = ReferenceCryptoEnv(open_, close, range(n), cfg, max_steps=10**6)
+    env.reset(WINDOW - 1, w_cost=0.0)
+    env.step(position)  # enter; every later step holds the position over one bar
+    rewards = [env.step(position)[1] for _ in range(100)]
+    return float(np.mean(rewards))
+
+
+@pytest.mark.parametrize(("risk_aversion", "best"), [(1.0, 1.0), (20.0, 0.5)])
+def test_risk_aversion_moves_the_best_position_inside_the_range(risk_aversion: float, best: float) -> None:
+    """Log growth (gamma 1) rewards the full position whenever Kelly's mu / sigma^2 exceeds 1;
+    with gamma the best held position is mu / (gamma * (sigma^2 + mu^2)), here 0.495."""
+    drift, vol = 1e-3, 1e-2  # Kelly fraction 10
+    grid = np.round(np.arange(0.0, 1.01, 0.1), 1)
+    utility = [_held_position_utility(p, risk_aversion, drift, vol) for p in grid]
+    assert grid[int(np.argmax(utility))] == best
+
+
+def test_risk_aversion_below_one_is_rejected() -> None:
+    with pytest.raises(ValueError, match="risk_aversion"):
+        EnvConfig(risk_aversion=0.5)
+
+
 def test_timing_bonus_is_paid_at_the_delayed_step_and_never_changes_observations() -> None:
     """A BUY decided on row s (dpos > 0, filled at open[s+1]) earns +5 if close[s+N] > open[s+1],
     else -2, in the reward of the step that consumes bar s+N: N - 1 steps after the BUY's own."""

@@ -31,7 +31,7 @@ from cryptorl_dagster.tags import GPU_TAGS
 
 ASSET_NAME = "tqc_policy"
 #: The run-config fields that belong to the env configuration only.
-ENV_FIELDS = ("timing_bonus_scale", "sizing")
+ENV_FIELDS = ("timing_bonus_scale", "sizing", "risk_aversion")
 
 
 class PolicyRunConfig(RunOverrides):
@@ -52,6 +52,8 @@ class PolicyRunConfig(RunOverrides):
         good BUY, -2 for a bad one; 0: off).
     :param sizing: ``agent`` or ``vol_target`` (the agent sets direction and timing, the
         ``vol_target`` rule the size).
+    :param risk_aversion: relative risk aversion of the step utility in the reward (1: log
+        growth, the seed's).
     """
 
     total_timesteps: int | None = None
@@ -64,10 +66,11 @@ class PolicyRunConfig(RunOverrides):
     embedding: bool | None = None
     timing_bonus_scale: float | None = None
     sizing: str | None = None
+    risk_aversion: float | None = None
 
     def apply(self, agent: AgentConfig) -> AgentConfig:
-        """``agent`` with the fields this run sets; ``timing_bonus_scale`` and ``sizing`` are
-        the env's, and ``n_envs`` sets both the agent's and its env's."""
+        """``agent`` with the fields this run sets; :data:`ENV_FIELDS` are the env's, and
+        ``n_envs`` sets both the agent's and its env's."""
         changes = self.overrides()
         env_changes = {k: changes.pop(k) for k in ENV_FIELDS if k in changes}
         if "n_envs" in changes:
