@@ -178,6 +178,8 @@ def test_run_config_selects_the_plan_b_options() -> None:
     assert config.algo == "dqn" and config.n_envs == 4
     assert (config.env.timing_bonus_scale, config.env.sizing, config.env.n_envs) == (1.0, "vol_target", 4)
     assert agent_config_for(quick, PolicyRunConfig(algo="a2c")).env == AgentConfig.quick().env
+    log_growth = agent_config_for(quick, PolicyRunConfig(risk_aversion=1.0))
+    assert log_growth.env == AgentConfig.quick().env.replace(risk_aversion=1.0) != AgentConfig.quick().env
     with pytest.raises(ValueError):
         agent_config_for(quick, PolicyRunConfig(sizing="kelly"))
 
@@ -188,6 +190,7 @@ def test_simple_profile() -> None:
     agent = pipeline.agent
     assert agent.total_timesteps == 10_000_000 and agent.lambda_final == 0.0
     assert agent.env.max_penalty_scale == 0.0 and agent.env.curriculum_lambda == 0.0 and agent.embedding
+    assert agent.env.risk_aversion == 1.0  # pure PnL: the log growth, not the profiles' risk-averse utility
     assert pipeline.features == FeatureConfig.simple() and pipeline.features.symbols == ("BTC",)
     assert 10 <= len(SIMPLE_COLUMNS) <= 15 and all(c.startswith("BTC_") for c in SIMPLE_COLUMNS)
     assert set(pipeline.hmm.columns) <= set(SIMPLE_COLUMNS)  # the HMM's inputs are kept

@@ -304,20 +304,22 @@ class AgentConfig(ConfigBase):
     @classmethod
     def full(cls) -> AgentConfig:
         """Seed 001 with the project's measured departures (:data:`FULL_DEPARTURES_FROM_SEED`,
-        and the env's action gain 1.5): the heads read the HMM context directly, and the critic
-        drops no quantiles. ``seed001`` is the seed exactly."""
+        and the env's action gain 1.5 and risk aversion 4): the heads read the HMM context
+        directly, the critic drops no quantiles, and the reward is a risk-averse step utility.
+        ``seed001`` is the seed exactly."""
         seed = cls.seed001()
         return seed.replace(env=EnvConfig.full(), **FULL_DEPARTURES_FROM_SEED)
 
     @classmethod
     def simple(cls) -> AgentConfig:
         """Seed 004's plan B "V7 ultra-simple" agent: :meth:`full` with a pure PnL reward (the
-        cost term off: ``lambda_final`` 0 and ``max_penalty_scale`` 0), 10M steps, and the
+        log growth, ``risk_aversion`` 1, with the cost term off: ``lambda_final`` 0 and
+        ``max_penalty_scale`` 0), 10M steps, and the
         frozen encoder's embedding of the profile's 12 BTC features on (``embedding=True``,
         beside the HMM context): with it off those features would reach the agent only through
         the HMM's two inputs. One asset and the feature list are the pipeline's
         (:meth:`~cryptorl_core.profiles.PipelineConfig.simple`)."""
-        env = EnvConfig.full().with_overrides(max_penalty_scale=0.0, curriculum_lambda=0.0)
+        env = EnvConfig.full().with_overrides(max_penalty_scale=0.0, curriculum_lambda=0.0, risk_aversion=1.0)
         return cls.full().replace(total_timesteps=10_000_000, lambda_final=0.0, embedding=True, env=env)
 
     @property
