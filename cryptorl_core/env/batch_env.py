@@ -593,7 +593,8 @@ class BatchCryptoEnv(VecEnv):
 
         torch.log(growth, out=out[_PERF])
         if cfg.risk_aversion != 1.0:  # the step utility's variance term, see EnvConfig
-            out[_PERF].sub_(torch.sub(growth, 1.0).square_(), alpha=(cfg.risk_aversion - 1.0) / 2.0)
+            excess = torch.sub(growth, 1.0, out=self._earn).square_()  # _earn is spent by now
+            out[_PERF].sub_(excess, alpha=(cfg.risk_aversion - 1.0) / 2.0)
         out[_PERF].mul_(cfg.reward_scale)
         torch.mul(traded, -self.churn_coef, out=out[_CHURN])
         torch.sub(dpos, state[_PREV_DPOS], out=out[_SMOOTH]).square_().mul_(-self.smooth_coef)

@@ -89,7 +89,7 @@ class EnvConfig(ConfigBase):
     :param execution_lag: 1 (default, honest): a decision taken on bar t's close is executed at
         bar t+1's open. 0: the new position earns bar t's own close-to-close return, a look-ahead
         cheat that exists only for the lag test.
-    :param reward_scale: multiplier of the log NAV growth in ``r_perf``.
+    :param reward_scale: multiplier of the step utility in ``r_perf``.
     :param risk_aversion: relative risk aversion ``gamma`` of the step utility in ``r_perf``.
         At 1 (the seed) ``r_perf`` is the log growth, whose optimum is Kelly's ``mu / sigma^2``:
         clipped to +-1 for almost any drift, so the best policy is bang-bang and holds one
