@@ -31,13 +31,6 @@ SEED004_CADENCE: dict[str, Any] = {
 SEED001_LR_FINAL = 3e-5
 
 
-#: Seeds the quick profile trains per segment, keeping the live one with the best eval reward.
-#: Seed 1 did far worse than seed 0 on seven synthetic segments' train and eval windows; the better
-#: of the two on eval collapsed as few train quarters as the regime rule (docs/EXPERIMENTS.md,
-#: "Two seeds").
-QUICK_N_SEEDS = 2
-
-
 @dataclass(frozen=True)
 class AgentConfig(ConfigBase):
     """Everything :func:`~cryptorl_core.agent.train.train_policy` needs besides the data.
@@ -260,8 +253,8 @@ class AgentConfig(ConfigBase):
 
     @classmethod
     def quick(cls) -> AgentConfig:
-        """About two and a half minutes of TQC on a 2-core CPU (two seeds, the better one on the
-        eval window kept); also the backfill profile (23 synthetic segments within the hour).
+        """About a minute and a half of TQC on a 2-core CPU; also the backfill profile (23
+        synthetic segments within the hour).
 
         Small nets, 16 envs, one gradient step per 8 transitions, a lower initial entropy
         coefficient than the seed's (see ``ent_coef``); the heads read the HMM context,
@@ -274,7 +267,7 @@ class AgentConfig(ConfigBase):
             buffer_size=50_000, learning_starts=1_024, gradient_steps=2, tau=0.02,
             net_arch=(64, 64), tokens=1, features_dim=64, film_hidden=32, cache_dtype="float32",
             env=EnvConfig.quick(), eval_freq=4_000, patience=4, min_evals=6,
-            checkpoint_freq=8_000, keep_checkpoints=2, log_freq=25, cpu_threads=1, n_seeds=QUICK_N_SEEDS,
+            checkpoint_freq=8_000, keep_checkpoints=2, log_freq=25, cpu_threads=1,
         )
 
     @classmethod
