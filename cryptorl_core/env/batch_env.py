@@ -423,7 +423,7 @@ class BatchCryptoEnv(VecEnv):
         self._pending = torch.zeros(horizon, n, device=self.device, dtype=self.dtype)
         self._tick = 0
         self._target, self._dpos, self._cost_frac = zeros(), zeros(), zeros()
-        self._growth, self._carry, self._earn = zeros(), zeros(), zeros()
+        self._growth, self._carry, self._earn, self._excess = zeros(), zeros(), zeros(), zeros()
         self._bar_out = torch.zeros(self._bars.shape[0], n, device=self.device, dtype=self.dtype)
         self._hit_end, self._end_code = zeros(torch.bool), zeros()
         self._empty_infos = [_EmptyInfo() for _ in range(n)]
@@ -593,7 +593,7 @@ class BatchCryptoEnv(VecEnv):
 
         torch.log(growth, out=out[_PERF])
         if cfg.risk_aversion != 1.0:  # the step utility's variance term, see EnvConfig
-            excess = torch.sub(growth, 1.0, out=self._earn).square_()  # _earn is spent by now
+            excess = torch.sub(growth, 1.0, out=self._excess).square_()
             out[_PERF].sub_(excess, alpha=(cfg.risk_aversion - 1.0) / 2.0)
         out[_PERF].mul_(cfg.reward_scale)
         torch.mul(traded, -self.churn_coef, out=out[_CHURN])
