@@ -21,7 +21,7 @@ def test_short_seeded_run_beats_flat_on_the_eval_window(tmp_path, segment_frame:
     scored is the last one, never selected on eval, so the figure is honestly out of sample."""
     encoder = in_memory_encoder(segment_frame, MAEConfig.quick())
     # Learning, not the collapse rule, is under test here: every evaluation may be kept.
-    cfg = AgentConfig.quick().replace(total_timesteps=24_000, eval_freq=8_000, collapse=CollapseRule.off())
+    cfg = AgentConfig.quick().replace(total_timesteps=24_000, eval_freq=8_000, collapse=CollapseRule.off(), n_seeds=1)
     market = MarketTensors.build(segment_frame, hmm_context(segment_frame), encoder, tokens=cfg.tokens, device="cpu")
     res = train_policy(segment_frame, market, cfg, tmp_path, device="cpu", seed=0)
     last = load_policy(res.final_model_path, market, algo=cfg.algo, device="cpu")

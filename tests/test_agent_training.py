@@ -4,7 +4,10 @@ reproducibility, and the quick profile's non-collapsed policy on synthetic data.
 from __future__ import annotations
 
 import json
+import os
 import signal
+import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -143,6 +146,48 @@ def test_best_of_seeds_is_chosen_on_eval_reward(tmp_path, segment_frame, context
     saved = json.loads(res.config_path.read_text())["metrics"]
     assert res.model_path.parent == tmp_path / "out" and saved["seed"] == res.seed
     assert len(saved["seed_runs"]) == 2
+
+
+def test_seed_workers_train_the_same_policies_as_one_process(tmp_path, segment_frame, context, market):
+    cfg = tiny_config(total_timesteps=240, eval_freq=240, n_seeds=2, collapse=CollapseRule.off())
+    alone = train_policy(segment_frame, market, cfg, tmp_path / "alone", device="cpu")
+    workers = train_policy(segment_frame, market, cfg.replace(seed_workers=2), tmp_path / "workers", device="cpu")
+    assert workers.extra["seed_runs"] == alone.extra["seed_runs"] and workers.seed == alone.seed
+    pa, pw = alone.model.policy.state_dict(), workers.model.policy.state_dict()
+    assert all(torch.equal(pa[k], pw[k]) for k in pa)
+    # the kept model came back loaded, market attached: it acts here as the one trained here
+    env_cfg = cfg.env.with_overrides(n_envs=1)
+    a, w = (rollout_policy(m, BatchCryptoEnv.from_segment_frame(segment_frame, "eval", env_cfg, mode="sequential"),
+                           reward_scale=cfg.env.reward_scale, seed=0) for m in (alone.model, workers.model))
+    assert len(w.actions) > 0 and w.actions == a.actions
+    assert (tmp_path / "workers" / "seeds" / "1" / "tqc.zip").exists()
+
+
+def test_sigterm_reaches_the_seed_workers_which_checkpoint_and_resume(tmp_path, segment_frame, context, market):
+    """Dagster's cancel signals the run's process; each seed worker saves its own checkpoint,
+    and a re-run (here in one process) resumes both seeds."""
+    cfg = tiny_config(total_timesteps=4_000, eval_freq=100_000, checkpoint_freq=160, n_seeds=2, seed_workers=2)
+    ckpt = tmp_path / "ckpt"
+
+    def cancel_once_both_train() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not all(list_checkpoints(ckpt / f"seed-{s}") for s in (0, 1)):
+            time.sleep(0.1)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    handler_before = signal.getsignal(signal.SIGTERM)
+    canceller = threading.Thread(target=cancel_once_both_train, daemon=True)
+    canceller.start()
+    with pytest.raises(TrainingInterrupted, match="SIGTERM"):
+        train_policy(segment_frame, market, cfg, tmp_path / "out", ckpt, device="cpu")
+    canceller.join()
+    assert signal.getsignal(signal.SIGTERM) is handler_before
+    saved = {s: max(c.num_timesteps for c in list_checkpoints(ckpt / f"seed-{s}")) for s in (0, 1)}
+    assert all(0 < step < 4_000 for step in saved.values())
+    assert not (tmp_path / "out" / "tqc.zip").exists()  # nothing published by the interrupted run
+    res = train_policy(segment_frame, market, cfg.replace(seed_workers=1), tmp_path / "out", ckpt, device="cpu")
+    assert {r["seed"]: r["resumed_from_step"] for r in res.extra["seed_runs"]} == saved
+    assert res.num_timesteps == 4_000
 
 
 @pytest.mark.slow

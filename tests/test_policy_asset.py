@@ -122,8 +122,9 @@ def test_tqc_policy_materializes_and_resumes(dagster_resources, latest_key, tmp_
     assert not published.exists()
     monkeypatch.setattr("cryptorl_dagster.assets.policy.train_policy", real_train)
 
+    # The re-run trains two seeds at once in worker processes: seed 0 resumes its checkpoint.
     result = dg.materialize(ASSETS, partition_key=latest_key, resources=resources, instance=instance,
-                            run_config=_run_config())
+                            run_config=_run_config(n_seeds=2, seed_workers=2))
     assert result.success
     artifact = result.output_for_node("tqc_policy")
     assert isinstance(artifact, PolicyArtifact) and artifact.algo == "tqc"
@@ -133,7 +134,9 @@ def test_tqc_policy_materializes_and_resumes(dagster_resources, latest_key, tmp_
     assert saved["config"]["total_timesteps"] == 320 and saved["metrics"]["num_timesteps"] == 320
     meta = result.asset_materializations_for_node("tqc_policy")[0].metadata
     assert meta["device"].value == "cpu" and meta["num_timesteps"].value == 320
-    assert 100 <= meta["resumed_from_step"].value < 320  # continued from the SIGTERM checkpoint
+    resumed = {r["seed"]: r["resumed_from_step"] for r in saved["metrics"]["seed_runs"]}
+    assert 100 <= resumed[0] < 320 and resumed[1] == 0  # seed 0 continued from the SIGTERM checkpoint
+    assert meta["resumed_from_step"].value == resumed[meta["seed"].value]
     assert meta["training_curves"].value.startswith("![training curves](data:image/png;base64,")
     assert "kept_checkpoint" in meta and "stopped_early" in meta and "evaluations" in meta
 

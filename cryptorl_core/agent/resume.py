@@ -62,6 +62,10 @@ class TrainingInterrupted(RuntimeError):
                          f"checkpoint {checkpoint} (re-run with the same checkpoint_dir to resume)")
         self.checkpoint, self.num_timesteps, self.signum = checkpoint, num_timesteps, signum
 
+    def __reduce__(self) -> tuple[type, tuple[Path | None, int, int | None]]:
+        # Pickles with its own arguments, so a seed worker's interruption reaches the caller.
+        return type(self), (self.checkpoint, self.num_timesteps, self.signum)
+
 
 @dataclass
 class Checkpoint:

@@ -70,6 +70,7 @@ from cryptorl_core.agent.resume import (
     mark_done,
     restore_callback_states,
 )
+from cryptorl_core.agent.seed_workers import run_in_workers
 from cryptorl_core.device import cpu_threads, resolve_device
 from cryptorl_core.encoder.artifact import LoadedEncoder
 from cryptorl_core.env import BatchCryptoEnv, DiscretePositionWrapper, SegmentMarket
@@ -327,7 +328,10 @@ def run_fingerprint(config: AgentConfig, market: MarketTensors, frame: pd.DataFr
     a checkpoint resumes only a run with the same one."""
     import hashlib
 
-    h = hashlib.sha256(f"{config.fingerprint()}|{seed}|{market.mode}|{market.tokens}".encode())
+    # One seed's training does not depend on how many seeds run, nor where: a run interrupted
+    # in a seed worker resumes when re-run in this process, and the other way round.
+    one_run = config.replace(n_seeds=1, seed_workers=1, collapse_retries=0, fail_on_collapse=True)
+    h = hashlib.sha256(f"{one_run.fingerprint()}|{seed}|{market.mode}|{market.tokens}".encode())
     h.update(frame[[PRICE_OPEN_COL, PRICE_CLOSE_COL]].to_numpy().tobytes())
     h.update(market.context.detach().cpu().numpy().tobytes())
     if market.embeddings is not None:
@@ -376,7 +380,10 @@ def train_policy(
     :func:`~cryptorl_core.agent.evaluation.is_live`), up to ``config.collapse_retries``
     more seeds are trained; then :class:`PolicyCollapsedError` is raised rather than a dead
     policy published (unless ``config.fail_on_collapse`` is off: then the best collapsed run is
-    kept, marked ``collapsed``). Among live runs, the highest eval reward wins. Runs live under
+    kept, marked ``collapsed``). Among live runs, the highest eval reward wins. With
+    ``config.seed_workers`` above 1 the first ``n_seeds`` runs train at once in worker processes
+    (:func:`train_seeds_in_workers`; not with ``extra_callbacks``, which stay in this process).
+    Runs live under
     ``out_dir/seeds/<seed>`` (checkpoints under ``checkpoint_dir/seed-<seed>``); the winner's
     files are copied to ``out_dir``. Parameters as :func:`train_one_seed`.
 
@@ -385,22 +392,51 @@ def train_policy(
     """
     out = Path(out_dir)
     base_seed = config.seed if seed is None else int(seed)
-    runs: list[PolicyTrainResult] = []
-    for k in range(config.n_seeds + config.collapse_retries):
-        if k >= config.n_seeds and any(not r.collapsed for r in runs):
-            break
-        s = base_seed + k
+
+    def seed_call(s: int) -> dict[str, Any]:
         ckpt = None if checkpoint_dir is None else Path(checkpoint_dir) / f"seed-{s}"
-        runs.append(train_one_seed(frame, market, config, out / "seeds" / str(s), ckpt, device, s,
-                                   tensorboard_dir, extra_callbacks))
+        return {"frame": frame, "market": market, "config": config, "out_dir": out / "seeds" / str(s),
+                "checkpoint_dir": ckpt, "device": device, "seed": s, "tensorboard_dir": tensorboard_dir,
+                "extra_callbacks": extra_callbacks}
+
+    first = [seed_call(base_seed + k) for k in range(config.n_seeds)]
+    if config.seed_workers > 1 and len(first) > 1 and not extra_callbacks:
+        runs = train_seeds_in_workers(first, market, config, device)
+    else:
+        runs = [train_one_seed(**call) for call in first]
+    # Retries, one at a time: each only if every run so far is collapsed.
+    for k in range(config.n_seeds, config.n_seeds + config.collapse_retries):
+        if any(not r.collapsed for r in runs):
+            break
+        runs.append(train_one_seed(**seed_call(base_seed + k)))
     live = [r for r in runs if not r.collapsed]
     if not live and config.fail_on_collapse:
         raise PolicyCollapsedError(runs, config)
     chosen = max(live or runs, key=lambda r: r.eval_stats.reward)
     chosen.extra["seed_runs"] = [{"seed": r.seed, "eval_reward": r.eval_stats.reward, "collapsed": r.collapsed,
                                   "best_step": r.best_step, "eval_trades": r.eval_stats.n_trades,
-                                  "eval_modal_share": r.eval_stats.modal_share} for r in runs]
+                                  "eval_modal_share": r.eval_stats.modal_share,
+                                  "resumed_from_step": r.start_timesteps} for r in runs]
     return publish_run(chosen, out)
+
+
+def train_seeds_in_workers(calls: Sequence[dict[str, Any]], market: MarketTensors, config: AgentConfig,
+                           device: str | torch.device) -> list[PolicyTrainResult]:
+    """:func:`train_one_seed` for each call, ``config.seed_workers`` spawned processes at once
+    (:func:`~cryptorl_core.agent.seed_workers.run_in_workers`). The market tensors travel on
+    the CPU; each run's best model is loaded back here, onto ``device``."""
+    host = market.to("cpu")
+    detached = run_in_workers(_train_one_seed_detached, [{**c, "market": host} for c in calls],
+                              config.seed_workers)
+    dev = resolve_device(device)
+    return [dataclasses.replace(r, model=load_policy(r.model_path, market, algo=config.algo, device=dev))
+            for r in detached]
+
+
+def _train_one_seed_detached(**kwargs: Any) -> PolicyTrainResult:
+    """:func:`train_one_seed` in a worker process: the result without its model (the caller
+    loads it from ``model_path``), which would drag the market tensors back with it."""
+    return dataclasses.replace(train_one_seed(**kwargs), model=None)
 
 
 class PolicyCollapsedError(RuntimeError):

@@ -46,6 +46,7 @@ class PolicyRunConfig(RunOverrides):
         KL target), or plan B's ``dqn`` (over the env's 0.1 position grid) or ``a2c``.
     :param seed: training seed.
     :param n_seeds: agents trained; the best live one on the eval window is kept.
+    :param seed_workers: processes training those seeds at once (1: one after another).
     :param embedding: feed the frozen encoder's FiLM-modulated embedding to the heads (the
         seed's design; the profiles read the HMM context directly).
     :param timing_bonus_scale: weight of seed 004's delayed timing bonus in the reward (+5 for a
@@ -63,6 +64,7 @@ class PolicyRunConfig(RunOverrides):
     algo: str | None = None
     seed: int | None = None
     n_seeds: int | None = None
+    seed_workers: int | None = None
     embedding: bool | None = None
     timing_bonus_scale: float | None = None
     sizing: str | None = None

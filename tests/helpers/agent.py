@@ -48,18 +48,20 @@ def tiny_config(**changes: object) -> AgentConfig:
         total_timesteps=480, n_envs=4, batch_size=32, buffer_size=2_000, learning_starts=64,
         gradient_steps=1, net_arch=(16, 16), tokens=1, features_dim=16, film_hidden=8,
         env=EnvConfig(n_envs=4, episode_length=64), eval_freq=240, checkpoint_freq=160,
-        keep_checkpoints=2, log_freq=5, min_evals=1, patience=100, collapse_retries=0,
-        fail_on_collapse=False,
+        keep_checkpoints=2, log_freq=5, min_evals=1, patience=100, n_seeds=1, seed_workers=1,
+        collapse_retries=0, fail_on_collapse=False,
     )
     return base.replace(**changes)
 
 
 def tiny_network(config: AgentConfig) -> AgentConfig:
-    """``config`` with every width shrunk (tokens 1, features 16, heads 16x16, batch 32), and a
-    collapsed policy published (marked) instead of failing: for smoke tests of the wiring only."""
+    """``config`` with every width shrunk (tokens 1, features 16, heads 16x16, batch 32), one
+    seed, and a collapsed policy published (marked) instead of failing: for smoke tests of the
+    wiring only (a run config can ask for more seeds)."""
     return config.replace(tokens=1, features_dim=16, film_hidden=8, net_arch=(16, 16), batch_size=32,
                           learning_starts=min(config.learning_starts, 64),
-                          buffer_size=min(config.buffer_size, 5_000), collapse_retries=0, fail_on_collapse=False)
+                          buffer_size=min(config.buffer_size, 5_000), n_seeds=1, seed_workers=1,
+                          collapse_retries=0, fail_on_collapse=False)
 
 
 class TinyNetworkProfile(ProfileResource):
