@@ -37,7 +37,7 @@ from cryptorl_core.agent import (
     w_cost_distribution,
 )
 from cryptorl_core.agent.curriculum import CurriculumCallback, WCostCurriculumCallback
-from cryptorl_core.agent.evaluation import RolloutStats
+from cryptorl_core.agent.evaluation import RolloutStats, selection_tier
 from cryptorl_core.backtest.config import BacktestConfig
 from cryptorl_core.encoder import LoadedEncoder
 from cryptorl_core.policy_stats import CollapseRule, collapse_stats
@@ -260,7 +260,7 @@ def _stats(reward: float, perf: float = 0.0) -> RolloutStats:
 
 def _parent(model) -> SimpleNamespace:
     return SimpleNamespace(last_result=None, last_train_result=None, model=model, last_eligible=True,
-                           has_best=True)
+                           last_tier=0, has_best=True)
 
 
 def _child(cb, envs, cache_market):
@@ -327,6 +327,24 @@ def test_eval_callback_keeps_only_policies_passing_the_collapse_rule(envs, cache
     strict.num_timesteps = 100
     strict.evaluate()
     assert not strict.last_eligible and not strict.has_best and not (tmp_path / "best.zip").exists()
+
+
+def test_preferring_live_on_eval_ranks_eval_live_policies_first(envs, cache_market):
+    rule = CollapseRule()
+    held = _run([1.0] * 720, reward=5.0)  # one position all month: live on the train probe only
+    moving = _run(([1.0] * 90 + [-0.5] * 90) * 4, reward=1.0)
+    assert selection_tier(moving, rule, True) == 1 and selection_tier(held, rule, True) == 0
+    assert selection_tier(moving, rule, False) == selection_tier(held, rule, False) == 0  # eval reward alone
+    assert selection_tier(held, None, True) == 0
+    # Early stopping counts the step up to an eval-live policy as an improvement, lower reward or not.
+    cb = _child(EarlyStoppingCallback(patience=1, min_evals=1), envs, cache_market)
+    cb.parent.last_eligible = cb.parent.has_best = True
+    cb.parent.last_result, cb.parent.last_tier = held, 0
+    assert cb.on_step() and cb.best == 5.0
+    cb.parent.last_result, cb.parent.last_tier = moving, 1
+    assert cb.on_step() and (cb.best_tier, cb.best) == (1, 1.0)
+    cb.parent.last_result, cb.parent.last_tier = held, 0
+    assert not cb.on_step() and cb.stopped  # a probe-only policy is no improvement on an eval-live one
 
 
 def test_overfit_monitor_warns_once_when_eval_falls_behind(envs, cache_market, caplog):

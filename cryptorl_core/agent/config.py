@@ -149,6 +149,8 @@ class AgentConfig(ConfigBase):
         window, entropy floor). A policy whose executed positions fail it on the eval window
         and on the train probe alike is never kept as the best model.
 
+    :param prefer_live_on_eval: rank a checkpoint (and a seed) live on the eval window itself
+        above one live on the train probe only, then by eval reward; off: eval reward alone.
     :param n_seeds: agents trained per segment (seeds ``seed .. seed + n_seeds - 1``); the one
         with the best eval reward among the live ones (``collapse``) is kept.
     :param seed_workers: processes that train those seeds at once (spawned, each on
@@ -228,6 +230,7 @@ class AgentConfig(ConfigBase):
     save_replay_buffer: bool = True
 
     collapse: CollapseRule = field(default_factory=CollapseRule)
+    prefer_live_on_eval: bool = False
     n_seeds: int = 1
     seed_workers: int = 1
     collapse_retries: int = 2

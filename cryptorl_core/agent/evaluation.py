@@ -156,6 +156,17 @@ def is_live(eval_stats: RolloutStats, train_stats: RolloutStats | None, rule: Co
         train_stats is not None and not collapse_reasons(train_stats, rule))
 
 
+def selection_tier(eval_stats: RolloutStats, rule: CollapseRule | None, prefer_live_on_eval: bool) -> int:
+    """The first key of checkpoint and seed selection, before the eval reward: 1 for a policy
+    live on the eval window itself when ``prefer_live_on_eval`` (0 for one live on the train
+    probe only), else 0 for every policy, so the eval reward alone decides.
+
+    Why a tier: in a one-regime eval month a policy holding one position scores as well as one
+    that reads the regime, and only the train probe tells them apart.
+    """
+    return int(prefer_live_on_eval and rule is not None and not collapse_reasons(eval_stats, rule))
+
+
 class SegmentEvalCallback(StatefulCallback):
     """Every ``eval_freq`` env transitions: run the deterministic policy over the eval split,
     keep the best model, and run the after-evaluation children (early stopping, overfitting
@@ -174,6 +185,8 @@ class SegmentEvalCallback(StatefulCallback):
         the train probe alike (:func:`is_live`) is collapsed: never kept as the best model,
         however high its eval reward (a flat policy's 0.0 beats a slightly negative one).
         ``None``: every evaluation is eligible.
+    :param prefer_live_on_eval: rank policies live on the eval window itself above those live
+        on the train probe only, then by eval reward (:func:`selection_tier`).
     """
 
     state_key = "eval"
@@ -181,9 +194,11 @@ class SegmentEvalCallback(StatefulCallback):
     def __init__(self, eval_env: VecEnv, eval_freq: int, best_model_path: str | Path | None = None,
                  train_probe_env: VecEnv | None = None, reward_scale: float = 1.0,
                  probe_seed: int | None = 0, after_eval: Sequence[BaseCallback] = (),
-                 collapse_rule: CollapseRule | None = None, verbose: int = 0) -> None:
+                 collapse_rule: CollapseRule | None = None, prefer_live_on_eval: bool = False,
+                 verbose: int = 0) -> None:
         super().__init__(verbose)
         self.collapse_rule = collapse_rule
+        self.prefer_live_on_eval = prefer_live_on_eval
         self.eval_env = eval_env
         self.train_probe_env = train_probe_env
         self.eval_freq = int(eval_freq)
@@ -195,7 +210,9 @@ class SegmentEvalCallback(StatefulCallback):
             child.parent = self
         self.history: list[dict[str, float]] = []
         self.best_reward = -math.inf
+        self.best_tier = 0
         self.best_step = -1
+        self.last_tier = 0
         self.last_result: RolloutStats | None = None
         self.last_train_result: RolloutStats | None = None
         self.last_improved = self.last_eligible = False
@@ -218,9 +235,10 @@ class SegmentEvalCallback(StatefulCallback):
                                self.probe_seed) if self.train_probe_env else None
         self.last_result, self.last_train_result = result, train
         self.last_eligible = self.eligible(result, train)
-        self.last_improved = self.last_eligible and result.reward > self.best_reward
+        self.last_tier = selection_tier(result, self.collapse_rule, self.prefer_live_on_eval)
+        self.last_improved = self.last_eligible and (self.last_tier, result.reward) > (self.best_tier, self.best_reward)
         if self.last_improved:
-            self.best_reward, self.best_step = result.reward, self.num_timesteps
+            self.best_tier, self.best_reward, self.best_step = self.last_tier, result.reward, self.num_timesteps
             if self.best_model_path is not None:
                 self.best_model_path.parent.mkdir(parents=True, exist_ok=True)
                 self.model.save(self.best_model_path)
@@ -258,12 +276,13 @@ class SegmentEvalCallback(StatefulCallback):
         return self.evaluate()
 
     def state_dict(self) -> dict[str, Any]:
-        return {"history": self.history, "best_reward": self.best_reward, "best_step": self.best_step,
-                "next_eval": self._next_eval}
+        return {"history": self.history, "best_reward": self.best_reward, "best_tier": self.best_tier,
+                "best_step": self.best_step, "next_eval": self._next_eval}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.history = list(state.get("history", []))
         self.best_reward = float(state.get("best_reward", -math.inf))
+        self.best_tier = int(state.get("best_tier", 0))
         self.best_step = int(state.get("best_step", -1))
         self._next_eval = int(state.get("next_eval", self.eval_freq))
 
@@ -289,6 +308,7 @@ class EarlyStoppingCallback(StatefulCallback):
         super().__init__(verbose)
         self.patience, self.min_evals, self.min_delta = int(patience), int(min_evals), float(min_delta)
         self.best = -math.inf
+        self.best_tier = 0
         self.since_best = 0
         self.n_evals = 0
         self.stopped = False
@@ -299,9 +319,9 @@ class EarlyStoppingCallback(StatefulCallback):
         if parent is None or parent.last_result is None:
             raise RuntimeError("EarlyStoppingCallback must be an after_eval child of SegmentEvalCallback")
         self.n_evals += 1
-        reward = parent.last_result.reward
-        if parent.last_eligible and reward > self.best + self.min_delta:
-            self.best, self.since_best = reward, 0
+        reward, tier = parent.last_result.reward, parent.last_tier
+        if parent.last_eligible and (tier > self.best_tier or (tier == self.best_tier and reward > self.best + self.min_delta)):
+            self.best, self.best_tier, self.since_best = reward, tier, 0
         else:
             self.since_best += 1
         self.logger.record("eval/evals_since_best", self.since_best)
@@ -313,11 +333,12 @@ class EarlyStoppingCallback(StatefulCallback):
         return True
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best, "since_best": self.since_best, "n_evals": self.n_evals,
-                "stopped": self.stopped, "stopped_at": self.stopped_at}
+        return {"best": self.best, "best_tier": self.best_tier, "since_best": self.since_best,
+                "n_evals": self.n_evals, "stopped": self.stopped, "stopped_at": self.stopped_at}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best = float(state.get("best", -math.inf))
+        self.best_tier = int(state.get("best_tier", 0))
         self.since_best = int(state.get("since_best", 0))
         self.n_evals = int(state.get("n_evals", 0))
         self.stopped = bool(state.get("stopped", False))

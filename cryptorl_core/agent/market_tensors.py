@@ -30,6 +30,7 @@ are neither pickled into an SB3 zip nor into ``policy_kwargs``.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,7 +149,8 @@ class MarketTensors:
         return gather_rows(self.context, index)
 
     def to(self, device: torch.device | str) -> MarketTensors:
-        """The same tensors on ``device`` (self if already there)."""
+        """The same tensors on ``device`` (self if already there). The live encoder is copied,
+        not moved: ``nn.Module.to`` works in place and would move it from under ``self``."""
         dev = resolve_device(device)
         if self.device == dev:
             return self
@@ -156,7 +158,7 @@ class MarketTensors:
             context=self.context.to(dev),
             embeddings=None if self.embeddings is None else self.embeddings.to(dev),
             features=None if self.features is None else self.features.to(dev),
-            encoder=None if self.encoder is None else frozen_encoder(self.encoder.to(dev)),
+            encoder=None if self.encoder is None else frozen_encoder(copy.deepcopy(self.encoder).to(dev)),
             tokens=self.tokens,
         )
 

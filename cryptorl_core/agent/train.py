@@ -53,6 +53,7 @@ from cryptorl_core.agent.evaluation import (
     collapse_reasons,
     is_live,
     rollout_policy,
+    selection_tier,
 )
 from cryptorl_core.agent.extractor import (
     FoundationFeatureExtractor,
@@ -383,9 +384,8 @@ def train_policy(
     kept, marked ``collapsed``). Among live runs, the highest eval reward wins. With
     ``config.seed_workers`` above 1 the first ``n_seeds`` runs train at once in worker processes
     (:func:`train_seeds_in_workers`; not with ``extra_callbacks``, which stay in this process).
-    Runs live under
-    ``out_dir/seeds/<seed>`` (checkpoints under ``checkpoint_dir/seed-<seed>``); the winner's
-    files are copied to ``out_dir``. Parameters as :func:`train_one_seed`.
+    Runs live under ``out_dir/seeds/<seed>`` (checkpoints under ``checkpoint_dir/seed-<seed>``);
+    the winner's files are copied to ``out_dir``. Parameters as :func:`train_one_seed`.
 
     :raises PolicyCollapsedError: no run produced a policy that passes the collapse rule.
     :raises TrainingInterrupted: SIGTERM arrived; a checkpoint was saved first.
@@ -412,7 +412,8 @@ def train_policy(
     live = [r for r in runs if not r.collapsed]
     if not live and config.fail_on_collapse:
         raise PolicyCollapsedError(runs, config)
-    chosen = max(live or runs, key=lambda r: r.eval_stats.reward)
+    chosen = max(live or runs, key=lambda r: (selection_tier(r.eval_stats, config.collapse, config.prefer_live_on_eval),
+                                              r.eval_stats.reward))
     chosen.extra["seed_runs"] = [{"seed": r.seed, "eval_reward": r.eval_stats.reward, "collapsed": r.collapsed,
                                   "best_step": r.best_step, "eval_trades": r.eval_stats.n_trades,
                                   "eval_modal_share": r.eval_stats.modal_share,
@@ -429,6 +430,7 @@ def train_seeds_in_workers(calls: Sequence[dict[str, Any]], market: MarketTensor
     detached = run_in_workers(_train_one_seed_detached, [{**c, "market": host} for c in calls],
                               config.seed_workers)
     dev = resolve_device(device)
+    market = market.to(dev)
     return [dataclasses.replace(r, model=load_policy(r.model_path, market, algo=config.algo, device=dev))
             for r in detached]
 
@@ -538,7 +540,8 @@ def train_one_seed(
     overfit = OverfitMonitorCallback(config.overfit_margin, config.overfit_rel_gap)
     evaluator = SegmentEvalCallback(eval_env, config.eval_freq, best_path, train_probe_env=probe_env,
                                     reward_scale=config.env.reward_scale, probe_seed=seed + 1,
-                                    after_eval=[early_stop, overfit], collapse_rule=config.collapse)
+                                    after_eval=[early_stop, overfit], collapse_rule=config.collapse,
+                                    prefer_live_on_eval=config.prefer_live_on_eval)
     metrics = MetricsCallback(config.log_freq)
     stateful = [evaluator, early_stop, overfit, metrics]
     callbacks: list[BaseCallback] = [
