@@ -28,6 +28,7 @@ from cryptorl_core.agent import (
     train_policy,
 )
 from cryptorl_core.agent.curriculum import final_curriculum
+from cryptorl_core.agent.seed_workers import run_in_workers
 from cryptorl_core.encoder import MAEConfig
 from cryptorl_core.env import BatchCryptoEnv
 from cryptorl_core.policy_stats import CollapseRule
@@ -161,6 +162,12 @@ def test_seed_workers_train_the_same_policies_as_one_process(tmp_path, segment_f
                            reward_scale=cfg.env.reward_scale, seed=0) for m in (alone.model, workers.model))
     assert len(w.actions) > 0 and w.actions == a.actions
     assert (tmp_path / "workers" / "seeds" / "1" / "tqc.zip").exists()
+
+
+def test_worker_results_keep_their_order_and_a_worker_error_reaches_the_caller():
+    assert run_in_workers(json.loads, [{"s": "[1, 2]"}, {"s": '{"a": 1}'}], 2) == [[1, 2], {"a": 1}]
+    with pytest.raises(json.JSONDecodeError):
+        run_in_workers(json.loads, [{"s": "{not json"}, {"s": "[]"}], 2)
 
 
 def test_sigterm_reaches_the_seed_workers_which_checkpoint_and_resume(tmp_path, segment_frame, context, market):

@@ -72,9 +72,9 @@ def run_in_workers(fn: Callable[..., T], calls: Sequence[dict[str, Any]], worker
         for future in futures:
             try:
                 outcomes.append(future.result())
-            except BaseException as exc:  # noqa: BLE001 - collected; raised after every worker stopped
+            except Exception as exc:  # noqa: BLE001 - collected; raised after every worker stopped
                 outcomes.append(exc)
-    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    errors = [o for o in outcomes if isinstance(o, Exception)]
     interrupted = [e for e in errors if isinstance(e, TrainingInterrupted)]
     if interrupted:
         raise interrupted[0]
