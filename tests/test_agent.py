@@ -345,6 +345,14 @@ def test_preferring_live_on_eval_ranks_eval_live_policies_first(envs, cache_mark
     assert cb.on_step() and (cb.best_tier, cb.best) == (1, 1.0)
     cb.parent.last_result, cb.parent.last_tier = held, 0
     assert not cb.on_step() and cb.stopped  # a probe-only policy is no improvement on an eval-live one
+    # Both tiers survive a resume.
+    evaluator = SegmentEvalCallback(envs[1], 1, collapse_rule=rule, prefer_live_on_eval=True)
+    evaluator.best_tier, evaluator.best_reward = 1, 1.0
+    resumed = SegmentEvalCallback(envs[1], 1, collapse_rule=rule, prefer_live_on_eval=True)
+    resumed.load_state_dict(evaluator.state_dict())
+    again = EarlyStoppingCallback(patience=1, min_evals=1)
+    again.load_state_dict(cb.state_dict())
+    assert (resumed.best_tier, resumed.best_reward, again.best_tier) == (1, 1.0, 1)
 
 
 def test_overfit_monitor_warns_once_when_eval_falls_behind(envs, cache_market, caplog):

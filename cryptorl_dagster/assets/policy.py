@@ -47,6 +47,8 @@ class PolicyRunConfig(RunOverrides):
     :param seed: training seed.
     :param n_seeds: agents trained; the best live one on the eval window is kept.
     :param seed_workers: processes training those seeds at once (1: one after another).
+    :param prefer_live_on_eval: rank policies live on the eval month itself above those live on
+        the train probe only, then by eval reward.
     :param embedding: feed the frozen encoder's FiLM-modulated embedding to the heads (the
         seed's design; the profiles read the HMM context directly).
     :param timing_bonus_scale: weight of seed 004's delayed timing bonus in the reward (+5 for a
@@ -65,6 +67,7 @@ class PolicyRunConfig(RunOverrides):
     seed: int | None = None
     n_seeds: int | None = None
     seed_workers: int | None = None
+    prefer_live_on_eval: bool | None = None
     embedding: bool | None = None
     timing_bonus_scale: float | None = None
     sizing: str | None = None
