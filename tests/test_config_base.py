@@ -20,7 +20,7 @@ from cryptorl_core.regime.config import HMMConfig
 #: Fingerprints of the profiles: the encoder's from before the shared base class (its checkpoints
 #: still resume); the agent's since the env's ``risk_aversion`` (a new reward must not resume an
 #: old policy's checkpoints).
-PINNED = {"agent_quick": "7f2f1990e1d1b693", "agent_full": "35d5c0cf6e57200e", "mae_full": "9032264de52b0df6"}
+PINNED = {"agent_quick": "582d1e6f230a4bee", "agent_full": "1d434fd9968174b4", "mae_full": "9032264de52b0df6"}
 
 
 def _json(payload: dict) -> dict:
