@@ -27,8 +27,6 @@ from typing import Any, TypeVar
 
 from cryptorl_core.agent.resume import GracefulTermination, TrainingInterrupted
 
-logger = logging.getLogger(__name__)
-
 T = TypeVar("T")
 
 

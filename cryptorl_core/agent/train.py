@@ -381,7 +381,8 @@ def train_policy(
     :func:`~cryptorl_core.agent.evaluation.is_live`), up to ``config.collapse_retries``
     more seeds are trained; then :class:`PolicyCollapsedError` is raised rather than a dead
     policy published (unless ``config.fail_on_collapse`` is off: then the best collapsed run is
-    kept, marked ``collapsed``). Among live runs, the highest eval reward wins. With
+    kept, marked ``collapsed``). Among live runs, the highest eval reward wins, after those live
+    on the eval window itself when ``config.prefer_live_on_eval`` (:func:`selection_tier`). With
     ``config.seed_workers`` above 1 the first ``n_seeds`` runs train at once in worker processes
     (:func:`train_seeds_in_workers`; not with ``extra_callbacks``, which stay in this process).
     Runs live under ``out_dir/seeds/<seed>`` (checkpoints under ``checkpoint_dir/seed-<seed>``);

@@ -124,8 +124,10 @@ def _metadata(result: PolicyTrainResult, artifact: PolicyArtifact, png: bytes, d
     runs = result.extra.get("seed_runs", [])
     if runs:
         meta["seed_runs"] = markdown_table(pd.DataFrame(runs).set_index("seed"))
-    meta["selection"] = (f"best eval reward among checkpoints passing the collapse rule, over "
-                         f"{len(runs) or 1} seed(s); kept seed {result.seed}, {result.kept_checkpoint}")
+    rule = ("checkpoints live on the eval window first, then those live on the train probe only; the best "
+            "eval reward within each" if result.config.prefer_live_on_eval else
+            "best eval reward among checkpoints live on the eval window or the train probe")
+    meta["selection"] = f"{rule}; over {len(runs) or 1} seed(s); kept seed {result.seed}, {result.kept_checkpoint}"
     return meta
 
 
