@@ -320,7 +320,8 @@ class EarlyStoppingCallback(StatefulCallback):
             raise RuntimeError("EarlyStoppingCallback must be an after_eval child of SegmentEvalCallback")
         self.n_evals += 1
         reward, tier = parent.last_result.reward, parent.last_tier
-        if parent.last_eligible and (tier > self.best_tier or (tier == self.best_tier and reward > self.best + self.min_delta)):
+        # The evaluator's (tier, reward) order, with min_delta on the reward.
+        if parent.last_eligible and (tier, reward) > (self.best_tier, self.best + self.min_delta):
             self.best, self.best_tier, self.since_best = reward, tier, 0
         else:
             self.since_best += 1
