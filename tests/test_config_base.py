@@ -18,9 +18,9 @@ from cryptorl_core.profiles import PipelineConfig
 from cryptorl_core.regime.config import HMMConfig
 
 #: Fingerprints of the profiles: the encoder's from before the shared base class (its checkpoints
-#: still resume); the agent's since the env's ``risk_aversion`` (a new reward must not resume an
-#: old policy's checkpoints).
-PINNED = {"agent_quick": "582d1e6f230a4bee", "agent_full": "1d434fd9968174b4", "mae_full": "9032264de52b0df6"}
+#: still resume); the agent's since ``select_after_discipline`` (a new selection rule must not resume
+#: an old run's evaluator state).
+PINNED = {"agent_quick": "78cd7bfd7c8afd4e", "agent_full": "3bb61cfad95ce3c1", "mae_full": "9032264de52b0df6"}
 
 
 def _json(payload: dict) -> dict:

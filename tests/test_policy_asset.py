@@ -139,6 +139,7 @@ def test_tqc_policy_materializes_and_resumes(dagster_resources, latest_key, tmp_
     assert 100 <= resumed[0] < 320 and resumed[1] == 0  # seed 0 continued from the SIGTERM checkpoint
     assert meta["resumed_from_step"].value == resumed[meta["seed"].value]
     assert meta["selection"].value.startswith("checkpoints live on the eval window first")  # the quick profile's rule
+    assert "(the end of Discipline)" in meta["selection"].value
     assert meta["training_curves"].value.startswith("![training curves](data:image/png;base64,")
     assert "kept_checkpoint" in meta and "stopped_early" in meta and "evaluations" in meta
 

@@ -16,10 +16,10 @@ ALGOS = ("tqc", "sac", "ppo", "dqn", "a2c")
 #: windows (``docs/EXPERIMENTS.md``): the heads read the HMM context directly instead of the
 #: FiLM-modulated embedding, the critic drops no quantiles, and the best checkpoint is the best
 #: one live on the eval month itself before any live on the train probe only (the seed keeps the
-#: best eval reward). The env's action gain (1.5, seed 1) and risk aversion (4) are in
-#: :meth:`EnvConfig.full`.
+#: best eval reward), from the end of the curriculum's Discipline phase on. The env's action gain
+#: (1.5, seed 1) and risk aversion (4) are in :meth:`EnvConfig.full`.
 FULL_DEPARTURES_FROM_SEED: dict[str, Any] = {"embedding": False, "top_quantiles_to_drop_per_net": 0,
-                                             "prefer_live_on_eval": True}
+                                             "prefer_live_on_eval": True, "select_after_discipline": True}
 
 #: Seed 004's training cadence, used by every full-size profile (the quick one keeps its own):
 #: evaluate every 20k steps, checkpoint every 100k, stop after 25 evaluations without a gain but
@@ -156,6 +156,12 @@ class AgentConfig(ConfigBase):
         above one live on the train probe only, then by eval reward; off: eval reward alone (the
         seed's). Both profiles turn it on: on one-regime eval months it took the collapsed train
         quarters from 6 to 0 (docs/EXPERIMENTS.md).
+    :param select_after_discipline: keep no checkpoint from before the end of the Discipline
+        phase (``discipline_end``): evaluations before it are recorded, never kept as the best
+        model, and early stopping waits for a kept one. Why: until then the reward's cost
+        weights are still ramping, and the best eval reward of a one-month window is easily won
+        by a barely trained checkpoint (8 of backfill 8's 23 kept policies came from the first
+        20 % of training). Off: any evaluation may be kept (the seed's).
     :param n_seeds: agents trained per segment (seeds ``seed .. seed + n_seeds - 1``); the one
         with the best eval reward among the live ones (``collapse``) is kept.
     :param seed_workers: processes that train those seeds at once (spawned, each on
@@ -236,6 +242,7 @@ class AgentConfig(ConfigBase):
 
     collapse: CollapseRule = field(default_factory=CollapseRule)
     prefer_live_on_eval: bool = False
+    select_after_discipline: bool = False
     n_seeds: int = 1
     seed_workers: int = 1
     collapse_retries: int = 2
@@ -275,7 +282,8 @@ class AgentConfig(ConfigBase):
         window less badly than 8 tokens, but still worse out of sample than the context alone.
         Two seeds train at once, one process and one core each, and the better live one on the
         eval window is kept: the seed moved results more than any setting measured. Policies
-        live on the eval month itself rank first (``prefer_live_on_eval``).
+        live on the eval month itself rank first (``prefer_live_on_eval``), and none from
+        before the end of Discipline is kept (``select_after_discipline``).
         """
         return cls(
             total_timesteps=40_000, n_envs=16, learning_rate=1e-3, batch_size=256, ent_coef="auto_0.05",
@@ -283,7 +291,7 @@ class AgentConfig(ConfigBase):
             net_arch=(64, 64), tokens=1, features_dim=64, film_hidden=32, cache_dtype="float32",
             env=EnvConfig.quick(), eval_freq=4_000, patience=4, min_evals=6,
             checkpoint_freq=8_000, keep_checkpoints=2, log_freq=25, cpu_threads=1,
-            n_seeds=2, seed_workers=2, prefer_live_on_eval=True,
+            n_seeds=2, seed_workers=2, prefer_live_on_eval=True, select_after_discipline=True,
         )
 
     @classmethod
@@ -337,6 +345,12 @@ class AgentConfig(ConfigBase):
         (:meth:`~cryptorl_core.profiles.PipelineConfig.simple`)."""
         env = EnvConfig.full().with_overrides(max_penalty_scale=0.0, curriculum_lambda=0.0, risk_aversion=1.0)
         return cls.full().replace(total_timesteps=10_000_000, lambda_final=0.0, embedding=True, env=env)
+
+    @property
+    def select_from_step(self) -> int:
+        """The first env transition count at which a checkpoint may be kept (0 unless
+        :attr:`select_after_discipline`)."""
+        return int(self.discipline_end * self.total_timesteps) if self.select_after_discipline else 0
 
     @property
     def env_config(self) -> EnvConfig:

@@ -187,6 +187,8 @@ class SegmentEvalCallback(StatefulCallback):
         ``None``: every evaluation is eligible.
     :param prefer_live_on_eval: rank policies live on the eval window itself above those live
         on the train probe only, then by eval reward (:func:`selection_tier`).
+    :param select_from_step: evaluations before this many env transitions are recorded but
+        never kept as the best model (``AgentConfig.select_after_discipline``).
     """
 
     state_key = "eval"
@@ -195,9 +197,10 @@ class SegmentEvalCallback(StatefulCallback):
                  train_probe_env: VecEnv | None = None, reward_scale: float = 1.0,
                  probe_seed: int | None = 0, after_eval: Sequence[BaseCallback] = (),
                  collapse_rule: CollapseRule | None = None, prefer_live_on_eval: bool = False,
-                 verbose: int = 0) -> None:
+                 select_from_step: int = 0, verbose: int = 0) -> None:
         super().__init__(verbose)
         self.collapse_rule = collapse_rule
+        self.select_from_step = int(select_from_step)
         self.prefer_live_on_eval = prefer_live_on_eval
         self.eval_env = eval_env
         self.train_probe_env = train_probe_env
@@ -234,7 +237,7 @@ class SegmentEvalCallback(StatefulCallback):
         train = rollout_policy(self.model, self.train_probe_env, True, self.reward_scale,
                                self.probe_seed) if self.train_probe_env else None
         self.last_result, self.last_train_result = result, train
-        self.last_eligible = self.eligible(result, train)
+        self.last_eligible = self.num_timesteps >= self.select_from_step and self.eligible(result, train)
         self.last_tier = selection_tier(result, self.collapse_rule, self.prefer_live_on_eval)
         self.last_improved = self.last_eligible and (self.last_tier, result.reward) > (self.best_tier, self.best_reward)
         if self.last_improved:

@@ -542,7 +542,8 @@ def train_one_seed(
     evaluator = SegmentEvalCallback(eval_env, config.eval_freq, best_path, train_probe_env=probe_env,
                                     reward_scale=config.env.reward_scale, probe_seed=seed + 1,
                                     after_eval=[early_stop, overfit], collapse_rule=config.collapse,
-                                    prefer_live_on_eval=config.prefer_live_on_eval)
+                                    prefer_live_on_eval=config.prefer_live_on_eval,
+                                    select_from_step=config.select_from_step)
     metrics = MetricsCallback(config.log_freq)
     stateful = [evaluator, early_stop, overfit, metrics]
     callbacks: list[BaseCallback] = [

@@ -49,6 +49,8 @@ class PolicyRunConfig(RunOverrides):
     :param seed_workers: processes training those seeds at once (1: one after another).
     :param prefer_live_on_eval: rank policies live on the eval month itself above those live on
         the train probe only, then by eval reward.
+    :param select_after_discipline: keep no checkpoint from before the end of the curriculum's
+        Discipline phase.
     :param embedding: feed the frozen encoder's FiLM-modulated embedding to the heads (the
         seed's design; the profiles read the HMM context directly).
     :param timing_bonus_scale: weight of seed 004's delayed timing bonus in the reward (+5 for a
@@ -68,6 +70,7 @@ class PolicyRunConfig(RunOverrides):
     n_seeds: int | None = None
     seed_workers: int | None = None
     prefer_live_on_eval: bool | None = None
+    select_after_discipline: bool | None = None
     embedding: bool | None = None
     timing_bonus_scale: float | None = None
     sizing: str | None = None
@@ -127,6 +130,8 @@ def _metadata(result: PolicyTrainResult, artifact: PolicyArtifact, png: bytes, d
     rule = ("checkpoints live on the eval window first, then those live on the train probe only; the best "
             "eval reward within each" if result.config.prefer_live_on_eval else
             "best eval reward among checkpoints live on the eval window or the train probe")
+    if result.config.select_after_discipline:
+        rule += f"; none from before step {result.config.select_from_step:,} (the end of Discipline)"
     meta["selection"] = f"{rule}; over {len(runs) or 1} seed(s); kept seed {result.seed}, {result.kept_checkpoint}"
     return meta
 
