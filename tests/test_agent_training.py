@@ -64,7 +64,7 @@ def test_no_checkpoint_from_before_the_end_of_discipline_is_kept(tmp_path, segme
     # Evaluations every 80 transitions; Discipline ends at half of the 480: 240.
     cfg = tiny_config(collapse=CollapseRule.off(), eval_freq=80, discipline_end=0.5, discovery_end=0.2,
                       select_after_discipline=True, min_evals=1, patience=1)
-    assert cfg.select_from_step == 240 and tiny_config(discipline_end=0.5).select_from_step == 0
+    assert cfg.select_from_step == 240 and cfg.replace(select_after_discipline=False).select_from_step == 0
     res = train_policy(segment_frame, market, cfg, tmp_path / "out", tmp_path / "ckpt", device="cpu")
     steps = [int(e["step"]) for e in res.evals]
     # Early evaluations are recorded, and early stopping (patience 1) still waited for a kept one.
