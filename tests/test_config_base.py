@@ -20,7 +20,7 @@ from cryptorl_core.regime.config import HMMConfig
 #: Fingerprints of the profiles: the encoder's from before the shared base class (its checkpoints
 #: still resume); the agent's since ``select_after_discipline`` (a new selection rule must not resume
 #: an old run's evaluator state).
-PINNED = {"agent_quick": "78cd7bfd7c8afd4e", "agent_full": "3bb61cfad95ce3c1", "mae_full": "9032264de52b0df6"}
+PINNED = {"agent_quick": "ea512eaf4bb0cd5c", "agent_full": "9312d8fcc83478b0", "mae_full": "9032264de52b0df6"}
 
 
 def _json(payload: dict) -> dict:

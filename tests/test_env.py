@@ -99,9 +99,10 @@ def test_from_segment_frame_uses_only_split_rows() -> None:
         {"timing_bonus_scale": 1.0, "timing_bonus_horizon": 1},
         {"sizing": "vol_target", "action_gain": 2.0},
         {"sizing": "vol_target", "long_only": True, "timing_bonus_scale": 0.5, "timing_bonus_horizon": 4},
+        {"sizing": "vol_scaled", "action_gain": 1.5, "risk_aversion": 4.0},
     ],
     ids=["lag1", "lag0", "long_only", "bankrupt_continuous", "action_gain", "risk_aversion", "timing_bonus",
-         "timing_bonus_same_step", "vol_target", "vol_target_long_only_timing_bonus"],
+         "timing_bonus_same_step", "vol_target", "vol_target_long_only_timing_bonus", "vol_scaled"],
 )
 def test_batched_env_matches_scalar_reference(overrides: dict, device: str) -> None:
     """Rewards, components, NAV, positions and episode ends agree step by step, across auto-resets."""
@@ -116,7 +117,7 @@ def test_batched_env_matches_scalar_reference(overrides: dict, device: str) -> N
         **overrides,
     )
     n_envs = 6
-    size = _vol_target_column(close) if cfg.sizing == "vol_target" else None
+    size = _vol_target_column(close) if cfg.sizing != "agent" else None
     env = BatchCryptoEnv.from_arrays(
         open_, close, valid, cfg, n_envs=n_envs, dtype=torch.float64, device=device, seed=5, size=size
     )
@@ -304,6 +305,22 @@ def test_vol_target_sizing_needs_its_column_and_uses_sign_times_size() -> None:
     np.testing.assert_allclose(targets, expected, atol=1e-12)
     obs, _, _, _ = env.step(np.array([[0.2], [-0.45], [0.01]], dtype=np.float32))
     np.testing.assert_allclose(obs["position"][:, 0], expected, atol=1e-6)
+
+
+def test_vol_scaled_sizing_multiplies_the_agents_own_target_by_the_size() -> None:
+    open_, close = _prices(300, seed=2)
+    config = EnvConfig(sizing="vol_scaled", action_gain=2.0)
+    with pytest.raises(ValueError, match="size column"):
+        BatchCryptoEnv.from_arrays(open_, close, np.arange(300), config, n_envs=3)
+    size = np.linspace(0.0, 1.0, 300)
+    env = BatchCryptoEnv.from_arrays(open_, close, np.arange(300), config, n_envs=3, seed=0, size=size,
+                                     dtype=torch.float64)
+    rows = env.reset()["market"][:, 0].astype(int)
+    # gain 2: +0.2 -> 0.4 and -0.45 -> -0.9 on the grid keep their size (not just their sign)
+    targets = env.target_position(torch.tensor([0.2, -0.45, 0.9], dtype=torch.float64)).numpy()
+    expected = np.round(np.array([0.4, -0.9, 1.0]) * size[rows] / 0.1) * 0.1
+    np.testing.assert_allclose(targets, expected, atol=1e-12)
+    assert not np.allclose(expected, np.round(np.sign(expected) * size[rows] / 0.1) * 0.1)
 
 
 def test_step_info_off_by_default_and_outputs_are_fresh_each_step() -> None:

@@ -36,7 +36,7 @@ from cryptorl_core.agent import (
     training_env,
 )
 from cryptorl_core.agent.algorithms import algorithm_of
-from cryptorl_core.backtest.report import AGENT, BacktestRecord
+from cryptorl_core.backtest.report import AGENT, BacktestRecord, BacktestReport
 from cryptorl_core.backtest.runner import run_backtest, run_targets
 from cryptorl_core.device import cpu_threads
 from cryptorl_core.env import (
@@ -151,6 +151,25 @@ def test_vol_target_sizing_scales_the_agents_direction_by_the_causal_multiplier(
     # a rule's targets are positions: the sizing option never rescales them
     flat_rule = run_targets(np.full(len(frame), 0.5), frame, "test", name="half", env_config=config)
     np.testing.assert_allclose(flat_rule.actions, 0.5)
+
+
+def test_vol_scaled_report_shows_how_many_trades_are_the_agents_own() -> None:
+    """An agent holding +1 under ``vol_scaled`` trades only as the multiplier moves: the verdict
+    reads those executed trades, and the report's decision line shows the agent made none."""
+    frame = _stand_in_frame()
+    scaled = EnvConfig(sizing="vol_scaled", action_gain=1.5)
+    # the train rows: the stand-in's one stretch whose trailing volatility crosses the target
+    run = run_backtest(_cycle([0.9]), frame, "train", env_config=scaled)
+    report = BacktestReport("2025-Q4", {AGENT: run})
+    own, executed = report.decision_collapse, report.collapse
+    assert own is not None and own.n_trades == 0 and own.modal_action == 1.0 and own.modal_share == 1.0
+    assert executed.n_trades > 0 and executed.modal_share < 1.0
+    assert report.summary()["decision_collapse"]["n_trades"] == 0
+    assert f"{executed.n_trades} executed trades, 0 of the agent's own target" in report.report_markdown()
+    plain = BacktestReport("2025-Q4", {AGENT: run_backtest(_cycle([0.9]), frame, "train",
+                                                              env_config=scaled.with_overrides(sizing="agent"))})
+    assert plain.decision_collapse is None and plain.summary()["decision_collapse"] is None
+    assert "Sizing overlay" not in plain.report_markdown()
 
 
 def test_vol_target_multiplier_is_causal() -> None:

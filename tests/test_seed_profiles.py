@@ -19,7 +19,7 @@ from helpers.agent import hmm_context, in_memory_encoder
 from cryptorl_core.agent import AgentConfig, MarketTensors, build_model, make_envs
 from cryptorl_core.agent.config import FULL_DEPARTURES_FROM_SEED, SEED004_CADENCE
 from cryptorl_core.encoder.config import MAEConfig
-from cryptorl_core.env.config import PROFILE_ACTION_GAIN, PROFILE_RISK_AVERSION, EnvConfig
+from cryptorl_core.env.config import PROFILE_ACTION_GAIN, PROFILE_RISK_AVERSION, PROFILE_SIZING, EnvConfig
 from cryptorl_core.profiles import PROFILES, PipelineConfig
 
 CPU = torch.device("cpu")
@@ -70,12 +70,14 @@ def test_seed_profiles_hold_every_seed_value(name: str) -> None:
 
 def test_full_is_seed001_with_the_listed_departures_only() -> None:
     full, seed = AgentConfig.full(), AgentConfig.seed001()
-    project_env = seed.env.with_overrides(action_gain=PROFILE_ACTION_GAIN, risk_aversion=PROFILE_RISK_AVERSION)
+    project_env = seed.env.with_overrides(action_gain=PROFILE_ACTION_GAIN, risk_aversion=PROFILE_RISK_AVERSION,
+                                          sizing=PROFILE_SIZING)
     assert full == seed.replace(env=project_env, **FULL_DEPARTURES_FROM_SEED)
     assert FULL_DEPARTURES_FROM_SEED == {"embedding": False, "top_quantiles_to_drop_per_net": 0,
                                          "prefer_live_on_eval": True, "select_after_discipline": True}
     assert full.env == EnvConfig.full() and EnvConfig.full().action_gain == 1.5
     assert EnvConfig.full().risk_aversion == 4.0 and EnvConfig.seed().risk_aversion == 1.0
+    assert EnvConfig.full().sizing == EnvConfig.quick().sizing == "vol_scaled" and EnvConfig.seed().sizing == "agent"
     assert MAEConfig.full() == MAEConfig.seed001() == MAEConfig.seed000()
     assert PipelineConfig.full().mae == MAEConfig.seed001()
     # The quick profile keeps its own cadence.

@@ -132,6 +132,21 @@ class BacktestReport:
         """Action histogram, entropy, modal share and trades of the agent's decisions."""
         return collapse_stats(self.agent.actions, self.config.action_bin_width)
 
+    @property
+    def decision_collapse(self) -> CollapseStats | None:
+        """Statistics of the agent's own target before a sizing overlay (``sizing`` other than
+        ``agent``) sized it; None without an overlay.
+
+        The verdict reads the executed targets, whose changes may be the overlay's alone (a
+        ``vol_scaled`` agent holding +1 still trades as trailing volatility moves); this shows
+        how many of them the agent decided."""
+        env = self.agent.env_config
+        if env.get("sizing", "agent") == "agent":
+            return None
+        low = 0.0 if env.get("long_only", False) else -1.0
+        own = np.clip(float(env.get("action_gain", 1.0)) * self.agent.steps["action"].dropna().to_numpy(), low, 1.0)
+        return collapse_stats(own, self.config.action_bin_width)
+
     def collapse_verdict(self) -> tuple[bool, list[str]]:
         """``(collapsed, reasons)`` under the configured thresholds."""
         return self.config.collapse.verdict(self.collapse)
@@ -200,6 +215,7 @@ class BacktestReport:
             "collapse": self.collapse.as_dict(),
             "collapsed": collapsed,
             "collapse_reasons": reasons,
+            "decision_collapse": None if self.decision_collapse is None else self.decision_collapse.as_dict(),
             "audit": self.audit,
             "timing_verdict": self.verdict(),
             **extra,
@@ -215,6 +231,11 @@ class BacktestReport:
         """The contents of ``report.md``: title, verdict, compact table, stochastic evaluation, full table."""
         parts = [f"# Backtest {self.key} ({self.agent.split})",
                  f"Seed-004 verdict (agent BUY timing): {self.verdict_line()}", self.compact_markdown()]
+        if (own := self.decision_collapse) is not None:
+            executed = self.collapse
+            parts.append(f"Sizing overlay `{self.agent.env_config['sizing']}`: {executed.n_trades} executed trades, "
+                         f"{own.n_trades} of the agent's own target (held {own.modal_action:+.1f} "
+                         f"{own.modal_share:.1%} of the bars, against {executed.modal_share:.1%} executed).")
         if self.stochastic is not None:
             parts.append(f"## Stochastic evaluation\n\n{self.stochastic_markdown()}")
         return "\n\n".join([*parts, self.markdown()]) + "\n"

@@ -41,7 +41,8 @@ Plan B options (seed 004, :class:`~cryptorl_core.env.config.EnvConfig`): ``timin
 adds the delayed timing bonus to the reward (a BUY's outcome at bar t+N is paid on the step
 that consumes bar t+N, from a per-env ring buffer of N steps; observations never change), and
 ``sizing="vol_target"`` multiplies the sign of the agent's grid target by a per-row size column
-(:func:`~cryptorl_core.env.sizing.vol_target_size`, causal, gathered at each env's row).
+(:func:`~cryptorl_core.env.sizing.vol_target_size`, causal, gathered at each env's row);
+``sizing="vol_scaled"`` multiplies the grid target itself by that column.
 
 Episodes start at a uniformly drawn start row of the split (``>= WINDOW - 1`` with a next bar in
 the split; ``mode="random"``) or at the split's first start row (``mode="sequential"``, one env,
@@ -340,11 +341,11 @@ class BatchCryptoEnv(VecEnv):
     # ------------------------------------------------------------------ constructors
 
     def _size_column(self, size: np.ndarray | None) -> torch.Tensor | None:
-        """The per-row size multiplier on the device (``sizing="vol_target"``), else None."""
+        """The per-row size multiplier on the device (``sizing`` other than ``"agent"``), else None."""
         if self.config.sizing == "agent":
             return None
         if size is None:
-            raise ValueError("sizing='vol_target' needs the per-row size column: build the env with "
+            raise ValueError(f"sizing={self.config.sizing!r} needs the per-row size column: build the env with "
                              "from_segment_frame, or pass size= (env.sizing.vol_target_size)")
         column = np.asarray(size, dtype=np.float64).reshape(-1)
         if column.shape != (self.market.n_rows,) or not np.all(np.isfinite(column)):
@@ -386,9 +387,9 @@ class BatchCryptoEnv(VecEnv):
         :param config: environment configuration.
         :param device: torch device or ``"auto"``.
         :param kwargs: forwarded to the constructor (``n_envs``, ``mode``, ``dtype``, ``seed``,
-            ``size``; ``sizing="vol_target"`` computes ``size`` from the frame when not given).
+            ``size``; a ``sizing`` other than ``"agent"`` computes ``size`` from the frame when not given).
         """
-        if config is not None and config.sizing == "vol_target" and kwargs.get("size") is None:
+        if config is not None and config.sizing != "agent" and kwargs.get("size") is None:
             kwargs["size"] = vol_target_size(frame)
         return cls(SegmentMarket.from_frame(frame, split), config, device=device, **kwargs)
 
@@ -523,7 +524,8 @@ class BatchCryptoEnv(VecEnv):
     ) -> torch.Tensor:
         """Map raw actions to executable target positions: scale by ``action_gain``, clip, round
         to ``position_step``, clip. With ``sizing="vol_target"``, then the sign of that target
-        times the size column at the decision rows, rounded and clipped again.
+        (with ``"vol_scaled"``, the target itself) times the size column at the decision rows,
+        rounded and clipped again.
 
         :param actions: ``(n_envs,)`` raw actions.
         :param out: optional ``(n_envs,)`` tensor to write the result into.
@@ -533,7 +535,9 @@ class BatchCryptoEnv(VecEnv):
         target = self._to_grid(torch.mul(actions, self.config.action_gain, out=out))
         if self._size is not None:
             size = self._size.index_select(0, self.row if rows is None else rows)
-            self._to_grid(target.sign_().mul_(size))
+            if self.config.sizing == "vol_target":
+                target.sign_()
+            self._to_grid(target.mul_(size))
         return target
 
     def _to_grid(self, target: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,7 @@ class ReferenceCryptoEnv:
     :param valid_rows: row indices of the split.
     :param config: the same configuration as the batched env.
     :param max_steps: episode step limit (``config.episode_length`` if None).
-    :param size: size multiplier of every row (``sizing="vol_target"``).
+    :param size: size multiplier of every row (``sizing`` other than ``"agent"``).
     """
 
     def __init__(
@@ -45,8 +45,8 @@ class ReferenceCryptoEnv:
         self.churn_coef = config.churn_coef
         self.smooth_coef = config.smooth_coef
         self.size = None if size is None else [float(x) for x in size]
-        if config.sizing == "vol_target" and self.size is None:
-            raise ValueError("sizing='vol_target' needs the size of every row")
+        if config.sizing != "agent" and self.size is None:
+            raise ValueError(f"sizing={config.sizing!r} needs the size of every row")
         self.t = -1
 
     def reset(self, start_row: int, w_cost: float) -> dict[str, float]:
@@ -71,13 +71,14 @@ class ReferenceCryptoEnv:
 
     def target(self, action: float) -> float:
         """Scale by the action gain, clip to the allowed range, round to the position grid, clip again;
-        with ``sizing="vol_target"`` the sign of that times the row's size, on the grid."""
+        with ``sizing="vol_target"`` the sign of that (``"vol_scaled"``: that) times the row's size,
+        on the grid."""
         low = 0.0 if self.config.long_only else -1.0
         target = min(max(self.config.action_gain * float(action), low), 1.0)
         target = self.on_grid(target)
-        if self.config.sizing == "vol_target":
-            sign = (target > 0) - (target < 0)
-            target = self.on_grid(min(max(sign * self.size[self.t], low), 1.0))
+        if self.config.sizing != "agent":
+            scaled = (target > 0) - (target < 0) if self.config.sizing == "vol_target" else target
+            target = self.on_grid(min(max(scaled * self.size[self.t], low), 1.0))
         return target
 
     def on_grid(self, target: float) -> float:

@@ -166,6 +166,7 @@ def backtest_report(
         "collapsed": record.collapsed,
         "collapse_reasons": "; ".join(record.collapse_reasons) or "none",
         "collapse_audit": dg.MetadataValue.json(report.summary()["audit"]),
+        **_decision_metadata(report),
         "test_window": f"{report.agent.steps.index[0]} .. {report.agent.steps.index[-1]}",
         "w_cost": report.agent.w_cost,
         "costs": f"fee {env_config.fee_bps} bps + slippage {env_config.slippage_bps} bps, "
@@ -178,6 +179,14 @@ def backtest_report(
     metadata.update({f"{name}_sharpe": record.metrics[name]["sharpe"] for name in HEADLINE_BASELINES
                      if record.metrics.get(name, {}).get("sharpe") is not None})
     return dg.Output(record, metadata=metadata)
+
+
+def _decision_metadata(report: BacktestReport) -> dict[str, Any]:
+    """Trades and modal share of the agent's own target under a sizing overlay; empty without one."""
+    own = report.decision_collapse
+    if own is None:
+        return {}
+    return {"agent_own_trades": own.n_trades, "agent_own_modal_share": own.modal_share}
 
 
 @dg.asset_check(asset=backtest_report, partitions_def=segment_partitions, blocking=False)
