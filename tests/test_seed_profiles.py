@@ -19,7 +19,12 @@ from helpers.agent import hmm_context, in_memory_encoder
 from cryptorl_core.agent import AgentConfig, MarketTensors, build_model, make_envs
 from cryptorl_core.agent.config import FULL_DEPARTURES_FROM_SEED, SEED004_CADENCE
 from cryptorl_core.encoder.config import MAEConfig
-from cryptorl_core.env.config import PROFILE_ACTION_GAIN, PROFILE_RISK_AVERSION, PROFILE_SIZING, EnvConfig
+from cryptorl_core.env.config import (
+    PROFILE_ACTION_GAIN,
+    PROFILE_RISK_AVERSION,
+    PROFILE_SIZING,
+    EnvConfig,
+)
 from cryptorl_core.profiles import PROFILES, PipelineConfig
 
 CPU = torch.device("cpu")
