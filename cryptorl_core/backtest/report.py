@@ -202,6 +202,7 @@ class BacktestReport:
     def summary(self) -> dict[str, Any]:
         """The contents of ``metrics.json`` (plain JSON types, NaN as null)."""
         collapsed, reasons = self.collapse_verdict()
+        own = self.decision_collapse
         idx = self.agent.steps.index
         extra = {"stochastic": self.stochastic.as_dict()} if self.stochastic is not None else {}
         return jsonable({
@@ -215,7 +216,7 @@ class BacktestReport:
             "collapse": self.collapse.as_dict(),
             "collapsed": collapsed,
             "collapse_reasons": reasons,
-            "decision_collapse": None if self.decision_collapse is None else self.decision_collapse.as_dict(),
+            "decision_collapse": None if own is None else own.as_dict(),
             "audit": self.audit,
             "timing_verdict": self.verdict(),
             **extra,
