@@ -12,6 +12,9 @@ From a shell (the command each row of ``docs/EXPERIMENTS.md`` names)::
     python -m cryptorl_core.experiment --profile quick --segments 2021-Q1,2023-Q3 \\
         --set gamma=0.99 --set learning_rate=3e-4 --seeds 0,1
 
+The embedded synthetic market is the default; ``--data-dir`` reads a folder of market files
+instead (the one ``$CRYPTORL_DATA_DIR`` names for the pipeline), with its encoders cached apart.
+
 Test rows are in the segment frame (the split labels need them) but nothing here reads them:
 training reads train rows, selection and scoring read eval rows.
 """
@@ -38,6 +41,8 @@ from cryptorl_core.agent.train import segment_market, train_policy
 from cryptorl_core.backtest.baselines import buy_and_hold
 from cryptorl_core.backtest.regime_baselines import regime_rule_positions
 from cryptorl_core.backtest.runner import BacktestRun, run_backtest, run_targets
+from cryptorl_core.data.folder import load_market_folder
+from cryptorl_core.data.market import MarketData
 from cryptorl_core.data.synthetic import generate_synthetic_market
 from cryptorl_core.encoder.artifact import load_encoder, save_encoder
 from cryptorl_core.encoder.train import train_mae
@@ -202,6 +207,15 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
+def experiment_market(data_dir: str, cache: Path) -> tuple[MarketData, Path]:
+    """The market of an experiment and the folder its encoders are cached in: the synthetic
+    market under ``cache``, or the files in ``data_dir`` under ``cache/data-<folder name>`` (an
+    encoder trained on one market must never be reused on another's segment of the same key)."""
+    if not data_dir:
+        return generate_synthetic_market(), cache
+    return load_market_folder(data_dir), cache / f"data-{Path(data_dir).resolve().name}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="quick")
@@ -211,14 +225,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cache", default="storage/experiments", help="encoder cache and outputs")
     parser.add_argument("--out", default=None, help="append result rows (JSON lines) to this file")
     parser.add_argument("--label", default="", help="name of the experiment in the output rows")
+    parser.add_argument("--data-dir", default="", help="folder of market files (default: the synthetic market)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
     pipeline = PipelineConfig.profile(args.profile)
     config = apply_overrides(pipeline.agent, parse_overrides(args.set))
-    market = generate_synthetic_market()
+    market, cache = experiment_market(args.data_dir, Path(args.cache))
     all_segments = walk_forward_segments(market.start, market.end, pipeline.windows)
-    cache = Path(args.cache)
     rows = []
     for key in args.segments.split(","):
         prepared = prepare_segment(market.frame, segment_by_key(all_segments, key), pipeline, cache)

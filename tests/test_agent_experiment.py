@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
+from helpers.data import START, bars, hours, write_hourly
 
 from cryptorl_core.agent import AgentConfig
-from cryptorl_core.experiment import apply_overrides, parse_overrides, quarters_collapsed, summarize
+from cryptorl_core.experiment import (
+    apply_overrides,
+    experiment_market,
+    parse_overrides,
+    quarters_collapsed,
+    summarize,
+)
 from cryptorl_core.policy_stats import CollapseRule
 
 
@@ -44,3 +53,14 @@ def test_quarters_collapsed_reads_each_whole_quarter_with_the_backtest_rule():
     positions = pd.Series(held + moving + held[:1000])  # the last, partial quarter is not read
     assert quarters_collapsed(positions, rule) == (1, 2)
     assert quarters_collapsed(positions, CollapseRule.off()) == (0, 2)
+
+
+def test_a_data_folder_is_read_and_its_encoders_are_cached_apart(tmp_path: Path):
+    folder = tmp_path / "my_data"
+    write_hourly(folder, "BTC", bars(hours(START, 300), 30_000.0, seed=1))
+    market, cache = experiment_market(str(folder), tmp_path / "cache")
+    assert cache == tmp_path / "cache" / "data-my_data"
+    assert market.symbols == ["BTC"] and market.true_regime is None
+    assert market.start == START and len(market.frame) == 300
+    synthetic, synthetic_cache = experiment_market("", tmp_path / "cache")
+    assert synthetic_cache == tmp_path / "cache" and synthetic.true_regime is not None
