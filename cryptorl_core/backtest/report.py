@@ -140,11 +140,11 @@ class BacktestReport:
         The verdict reads the executed targets, whose changes may be the overlay's alone (a
         ``vol_scaled`` agent holding +1 still trades as trailing volatility moves); this shows
         how many of them the agent decided."""
-        env = self.agent.env_config
-        if env.get("sizing", "agent") == "agent":
+        env = EnvConfig.from_dict(self.agent.env_config)
+        if env.sizing == "agent":
             return None
-        low = 0.0 if env.get("long_only", False) else -1.0
-        own = np.clip(float(env.get("action_gain", 1.0)) * self.agent.steps["action"].dropna().to_numpy(), low, 1.0)
+        low = 0.0 if env.long_only else -1.0
+        own = np.clip(env.action_gain * self.agent.steps["action"].dropna().to_numpy(), low, 1.0)
         return collapse_stats(own, self.config.action_bin_width)
 
     def collapse_verdict(self) -> tuple[bool, list[str]]:
