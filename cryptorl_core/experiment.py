@@ -118,10 +118,13 @@ def quarters_collapsed(positions: pd.Series, rule: CollapseRule) -> tuple[int, i
 
 def strategy_scores(run: BacktestRun, rule: CollapseRule) -> dict[str, float]:
     """:func:`eval_scores` of a run, plus its modal position share, its collapse verdict over
-    the whole run, and its collapsed quarters (:func:`quarters_collapsed`)."""
-    stats = collapse_stats(run.positions)
+    the whole run, and its collapsed quarters (:func:`quarters_collapsed`), all on its held
+    positions, or on its own targets under a sizing overlay (the backtest verdict's reading)."""
+    own = run.own_targets
+    decisions = run.positions if own is None else pd.Series(own)
+    stats = collapse_stats(decisions)
     return {**eval_scores(run.metrics()), "modal_share": stats.modal_share,
-            "collapsed": float(rule.verdict(stats)[0]), "quarters_collapsed": quarters_collapsed(run.positions, rule)[0]}
+            "collapsed": float(rule.verdict(stats)[0]), "quarters_collapsed": quarters_collapsed(decisions, rule)[0]}
 
 
 def baseline_scores(prepared: PreparedSegment, config: AgentConfig, split: str) -> dict[str, dict[str, float]]:

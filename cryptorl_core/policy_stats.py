@@ -8,7 +8,8 @@ environment would execute.
 :class:`CollapseRule` is the project's one meaning of "collapsed": the trainer's model selection
 (:mod:`cryptorl_core.agent.evaluation`, on the eval window and the train probe) and the
 backtest's verdict (:class:`~cryptorl_core.backtest.report.BacktestReport`, on the test window)
-both apply it to the executed positions of a deterministic run.
+both apply it to the decisions of a deterministic run: the executed positions, or the agent's
+own target under a sizing overlay (:func:`~cryptorl_core.env.sizing.agent_targets`).
 """
 
 from __future__ import annotations

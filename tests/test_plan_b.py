@@ -36,6 +36,7 @@ from cryptorl_core.agent import (
     training_env,
 )
 from cryptorl_core.agent.algorithms import algorithm_of
+from cryptorl_core.agent.evaluation import collapse_reasons, is_live, rollout_policy, selection_tier
 from cryptorl_core.backtest.report import AGENT, BacktestRecord, BacktestReport
 from cryptorl_core.backtest.runner import run_backtest, run_targets
 from cryptorl_core.device import cpu_threads
@@ -48,6 +49,7 @@ from cryptorl_core.env import (
     position_grid,
 )
 from cryptorl_core.env.sizing import vol_target_size
+from cryptorl_core.experiment import strategy_scores
 from cryptorl_core.features.config import SIMPLE_COLUMNS, FeatureConfig
 from cryptorl_core.profiles import PipelineConfig
 from cryptorl_core.schema import PRICE_CLOSE_COL, PRICE_OPEN_COL, SPLIT_COL, feature_columns
@@ -154,8 +156,8 @@ def test_vol_target_sizing_scales_the_agents_direction_by_the_causal_multiplier(
 
 
 def test_vol_scaled_report_shows_how_many_trades_are_the_agents_own() -> None:
-    """An agent holding +1 under ``vol_scaled`` trades only as the multiplier moves: the verdict
-    reads those executed trades, and the report's decision line shows the agent made none."""
+    """An agent holding +1 under ``vol_scaled`` trades only as the multiplier moves: the report's
+    decision line shows the agent made none of those trades, and the verdict calls it collapsed."""
     frame = _stand_in_frame()
     scaled = EnvConfig(sizing="vol_scaled", action_gain=1.5)
     # the train rows: the stand-in's one stretch whose trailing volatility crosses the target
@@ -165,11 +167,40 @@ def test_vol_scaled_report_shows_how_many_trades_are_the_agents_own() -> None:
     assert own is not None and own.n_trades == 0 and own.modal_action == 1.0 and own.modal_share == 1.0
     assert executed.n_trades > 0 and executed.modal_share < 1.0
     assert report.summary()["decision_collapse"]["n_trades"] == 0
+    collapsed, reasons = report.collapse_verdict()
+    assert collapsed and any("held 100.0%" in r for r in reasons)
+    assert report.config.collapse.verdict(executed) != (collapsed, reasons)  # the executed trades alone differ
+    assert strategy_scores(run, report.config.collapse)["collapsed"] == 1.0  # experiments read it the same way
     assert f"{executed.n_trades} executed trades, 0 of the agent's own target" in report.report_markdown()
     plain = BacktestReport("2025-Q4", {AGENT: run_backtest(_cycle([0.9]), frame, "train",
                                                               env_config=scaled.with_overrides(sizing="agent"))})
     assert plain.decision_collapse is None and plain.summary()["decision_collapse"] is None
     assert "Sizing overlay" not in plain.report_markdown()
+
+
+class _Holds:
+    """A model whose deterministic action is one constant (a policy that ignores its inputs)."""
+
+    def __init__(self, action: float) -> None:
+        self.action, self.action_space = action, None
+
+    def predict(self, obs, deterministic: bool = True):
+        return np.full((len(obs["position"]), 1), self.action, dtype=np.float32), None
+
+
+def test_selection_calls_a_vol_scaled_policy_holding_one_target_collapsed() -> None:
+    """Training's selection reads the agent's own decisions, as the backtest verdict does: the
+    multiplier's trades do not make a policy that always asks for +1 eligible."""
+    frame = _stand_in_frame()
+    rule = AgentConfig.quick().collapse
+    scaled = EnvConfig(sizing="vol_scaled", action_gain=1.5, n_envs=1)
+    held = rollout_policy(_Holds(0.9), BatchCryptoEnv.from_segment_frame(frame, "train", scaled, mode="sequential"))
+    assert rule.verdict(held.position_stats) == (False, [])  # the executed positions move ...
+    assert set(held.decisions) == {1.0} and collapse_reasons(held, rule)  # ... the decisions never do
+    assert not is_live(held, held, rule) and selection_tier(held, rule, True) == 0
+    plain = scaled.with_overrides(sizing="agent")
+    flat = rollout_policy(_Holds(0.9), BatchCryptoEnv.from_segment_frame(frame, "train", plain, mode="sequential"))
+    assert flat.decisions == flat.positions and collapse_reasons(flat, rule)
 
 
 def test_vol_target_multiplier_is_causal() -> None:

@@ -26,6 +26,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from cryptorl_core.agent.callbacks import StatefulCallback
 from cryptorl_core.env.discrete import env_actions
+from cryptorl_core.env.sizing import agent_targets
 from cryptorl_core.policy_stats import CollapseRule, CollapseStats, collapse_stats
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,9 @@ class RolloutStats:
     :param actions: env 0's raw actions, in time order.
     :param positions: env 0's executed positions, in time order.
     :param navs: env 0's NAV after each step.
+    :param decisions: env 0's own targets before a sizing overlay
+        (:func:`~cryptorl_core.env.sizing.agent_targets`), in time order; without an overlay,
+        the executed positions.
     """
 
     reward: float
@@ -63,19 +67,25 @@ class RolloutStats:
     actions: list[float] = field(default_factory=list, repr=False)
     positions: list[float] = field(default_factory=list, repr=False)
     navs: list[float] = field(default_factory=list, repr=False)
+    decisions: list[float] = field(default_factory=list, repr=False)
 
     def summary(self) -> dict[str, float]:
         """The scalars (no traces)."""
         d = asdict(self)
-        for key in ("actions", "positions", "navs"):
+        for key in ("actions", "positions", "navs", "decisions"):
             d.pop(key)
         return d
 
     @property
     def position_stats(self) -> CollapseStats:
-        """Histogram, modal share and trades of env 0's executed positions (what the collapse
-        rule reads)."""
+        """Histogram, modal share and trades of env 0's executed positions."""
         return collapse_stats(self.positions)
+
+    @property
+    def decision_stats(self) -> CollapseStats:
+        """The same of env 0's own decisions (what the collapse rule reads): an overlay's
+        trades are not the policy's."""
+        return collapse_stats(self.decisions or self.positions)
 
 
 def rollout_policy(model: BaseAlgorithm, env: VecEnv, deterministic: bool = True,
@@ -117,6 +127,8 @@ def rollout_policy(model: BaseAlgorithm, env: VecEnv, deterministic: bool = True
                            "n_trades": float(info["n_trades"])}
             finished[i] = True
     acts = np.asarray(actions0, dtype=float)
+    config = getattr(env, "config", None)
+    overlay = config is not None and config.sizing != "agent"
     reward = float(np.mean([e["reward"] for e in episodes]))
     length = float(np.mean([e["length"] for e in episodes]))
     perf = float(np.mean([reward_scale * math.log(max(e["nav"], 1e-12)) / e["length"] for e in episodes]))
@@ -134,17 +146,18 @@ def rollout_policy(model: BaseAlgorithm, env: VecEnv, deterministic: bool = True
         actions=acts.tolist(),
         positions=positions0,
         navs=navs0,
+        decisions=agent_targets(acts, config).tolist() if overlay else list(positions0),
     )
 
 
 def collapse_reasons(stats: RolloutStats, rule: CollapseRule) -> list[str]:
-    """The rule's failed criteria on a deterministic run's executed positions (empty: live)."""
-    return rule.verdict(stats.position_stats)[1]
+    """The rule's failed criteria on a deterministic run's own decisions (empty: live)."""
+    return rule.verdict(stats.decision_stats)[1]
 
 
 def is_live(eval_stats: RolloutStats, train_stats: RolloutStats | None, rule: CollapseRule) -> bool:
-    """A policy is live (not collapsed) when its positions pass the collapse rule on the eval
-    window or on the train probe's episodes of the same length.
+    """A policy is live (not collapsed) when its own decisions (:attr:`RolloutStats.decision_stats`)
+    pass the collapse rule on the eval window or on the train probe's episodes of the same length.
 
     The rule is the backtest's (:class:`~cryptorl_core.policy_stats.CollapseRule`), so a policy
     kept here would not be called collapsed on a window like these. Why either window: a policy

@@ -140,16 +140,14 @@ class BacktestReport:
         The verdict reads the executed targets, whose changes may be the overlay's alone (a
         ``vol_scaled`` agent holding +1 still trades as trailing volatility moves); this shows
         how many of them the agent decided."""
-        env = EnvConfig.from_dict(self.agent.env_config)
-        if env.sizing == "agent":
-            return None
-        low = 0.0 if env.long_only else -1.0
-        own = np.clip(env.action_gain * self.agent.steps["action"].dropna().to_numpy(), low, 1.0)
-        return collapse_stats(own, self.config.action_bin_width)
+        own = self.agent.own_targets
+        return None if own is None else collapse_stats(own, self.config.action_bin_width)
 
     def collapse_verdict(self) -> tuple[bool, list[str]]:
-        """``(collapsed, reasons)`` under the configured thresholds."""
-        return self.config.collapse.verdict(self.collapse)
+        """``(collapsed, reasons)`` under the configured thresholds, on the agent's own target
+        under a sizing overlay (:attr:`decision_collapse`), else on the executed targets: the
+        overlay's trades are not the policy's, and training's selection reads the same."""
+        return self.config.collapse.verdict(self.decision_collapse or self.collapse)
 
     def table(self) -> pd.DataFrame:
         """One row per metric, one column per strategy (raw values)."""
@@ -236,7 +234,8 @@ class BacktestReport:
             executed = self.collapse
             parts.append(f"Sizing overlay `{self.agent.env_config['sizing']}`: {executed.n_trades} executed trades, "
                          f"{own.n_trades} of the agent's own target (held {own.modal_action:+.1f} "
-                         f"{own.modal_share:.1%} of the bars, against {executed.modal_share:.1%} executed).")
+                         f"{own.modal_share:.1%} of the bars, against {executed.modal_share:.1%} executed); "
+                         "the collapse verdict reads the agent's own.")
         if self.stochastic is not None:
             parts.append(f"## Stochastic evaluation\n\n{self.stochastic_markdown()}")
         return "\n\n".join([*parts, self.markdown()]) + "\n"

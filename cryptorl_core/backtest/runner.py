@@ -38,6 +38,7 @@ from cryptorl_core.backtest.config import BacktestConfig
 from cryptorl_core.backtest.metrics import compute_metrics
 from cryptorl_core.backtest.regime_baselines import RegimeContextLike
 from cryptorl_core.env import BatchCryptoEnv, EnvConfig, env_actions
+from cryptorl_core.env.sizing import agent_targets
 from cryptorl_core.schema import PRICE_CLOSE_COL, PRICE_OPEN_COL, TEST
 
 Observation = Mapping[str, np.ndarray]
@@ -133,6 +134,16 @@ class BacktestRun:
     def actions(self) -> np.ndarray:
         """Decided actions on the env's grid (the last row's missing decision dropped)."""
         return self.steps["target"].dropna().to_numpy()
+
+    @property
+    def own_targets(self) -> np.ndarray | None:
+        """The policy's own targets before a sizing overlay sized them
+        (:func:`~cryptorl_core.env.sizing.agent_targets`); None without an overlay, where
+        :attr:`actions` are the policy's own."""
+        env = EnvConfig.from_dict(self.env_config)
+        if env.sizing == "agent":
+            return None
+        return agent_targets(self.steps["action"].dropna().to_numpy(), env)
 
     def metrics(self, config: BacktestConfig | None = None) -> dict[str, float | str]:
         """:func:`~cryptorl_core.backtest.metrics.compute_metrics` of this run (fills at the open)."""
