@@ -137,9 +137,9 @@ class BacktestReport:
         """Statistics of the agent's own target before a sizing overlay (``sizing`` other than
         ``agent``) sized it; None without an overlay.
 
-        The verdict reads the executed targets, whose changes may be the overlay's alone (a
-        ``vol_scaled`` agent holding +1 still trades as trailing volatility moves); this shows
-        how many of them the agent decided."""
+        The executed targets may change by the overlay's doing alone (a ``vol_scaled`` agent
+        holding +1 still trades as trailing volatility moves); this shows how many changes the
+        agent decided, and it is what :meth:`collapse_verdict` reads."""
         own = self.agent.own_targets
         return None if own is None else collapse_stats(own, self.config.action_bin_width)
 
