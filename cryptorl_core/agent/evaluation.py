@@ -128,7 +128,7 @@ def rollout_policy(model: BaseAlgorithm, env: VecEnv, deterministic: bool = True
             finished[i] = True
     acts = np.asarray(actions0, dtype=float)
     config = getattr(env, "config", None)
-    overlay = config is not None and config.sizing != "agent"
+    overlay = config is not None and config.sizes_by_overlay
     reward = float(np.mean([e["reward"] for e in episodes]))
     length = float(np.mean([e["length"] for e in episodes]))
     perf = float(np.mean([reward_scale * math.log(max(e["nav"], 1e-12)) / e["length"] for e in episodes]))

@@ -31,6 +31,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -127,15 +128,16 @@ class BacktestReport:
             self._metrics = metrics
         return self._metrics
 
-    @property
+    @cached_property
     def collapse(self) -> CollapseStats:
-        """Action histogram, entropy, modal share and trades of the agent's decisions."""
+        """Action histogram, entropy, modal share and trades of the agent's executed targets
+        (computed once, like :attr:`metrics`)."""
         return collapse_stats(self.agent.actions, self.config.action_bin_width)
 
-    @property
+    @cached_property
     def decision_collapse(self) -> CollapseStats | None:
         """Statistics of the agent's own target before a sizing overlay (``sizing`` other than
-        ``agent``) sized it; None without an overlay.
+        ``agent``) sized it, computed once; None without an overlay.
 
         The executed targets may change by the overlay's doing alone (a ``vol_scaled`` agent
         holding +1 still trades as trailing volatility moves); this shows how many changes the

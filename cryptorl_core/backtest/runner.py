@@ -141,7 +141,7 @@ class BacktestRun:
         (:func:`~cryptorl_core.env.sizing.agent_targets`); None without an overlay, where
         :attr:`actions` are the policy's own."""
         env = EnvConfig.from_dict(self.env_config)
-        if env.sizing == "agent":
+        if not env.sizes_by_overlay:
             return None
         return agent_targets(self.steps["action"].dropna().to_numpy(), env)
 

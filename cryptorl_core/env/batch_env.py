@@ -342,7 +342,7 @@ class BatchCryptoEnv(VecEnv):
 
     def _size_column(self, size: np.ndarray | None) -> torch.Tensor | None:
         """The per-row size multiplier on the device (``sizing`` other than ``"agent"``), else None."""
-        if self.config.sizing == "agent":
+        if not self.config.sizes_by_overlay:
             return None
         if size is None:
             raise ValueError(f"sizing={self.config.sizing!r} needs the per-row size column: build the env with "
@@ -389,7 +389,7 @@ class BatchCryptoEnv(VecEnv):
         :param kwargs: forwarded to the constructor (``n_envs``, ``mode``, ``dtype``, ``seed``,
             ``size``; a ``sizing`` other than ``"agent"`` computes ``size`` from the frame when not given).
         """
-        if config is not None and config.sizing != "agent" and kwargs.get("size") is None:
+        if config is not None and config.sizes_by_overlay and kwargs.get("size") is None:
             kwargs["size"] = vol_target_size(frame)
         return cls(SegmentMarket.from_frame(frame, split), config, device=device, **kwargs)
 

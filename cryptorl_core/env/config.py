@@ -202,6 +202,12 @@ class EnvConfig(ConfigBase):
         """Fee plus slippage as a fraction of traded notional."""
         return (self.fee_bps + self.slippage_bps) * BPS
 
+    @property
+    def sizes_by_overlay(self) -> bool:
+        """Whether a sizing overlay (``sizing`` other than ``"agent"``) sizes the agent's target,
+        so the executed position is not the agent's own decision."""
+        return self.sizing != "agent"
+
     @classmethod
     def quick(cls) -> EnvConfig:
         """Small CPU configuration for smoke runs and tests (action gain, risk aversion and sizing

@@ -45,7 +45,7 @@ class ReferenceCryptoEnv:
         self.churn_coef = config.churn_coef
         self.smooth_coef = config.smooth_coef
         self.size = None if size is None else [float(x) for x in size]
-        if config.sizing != "agent" and self.size is None:
+        if config.sizes_by_overlay and self.size is None:
             raise ValueError(f"sizing={config.sizing!r} needs the size of every row")
         self.t = -1
 
@@ -76,7 +76,7 @@ class ReferenceCryptoEnv:
         low = 0.0 if self.config.long_only else -1.0
         target = min(max(self.config.action_gain * float(action), low), 1.0)
         target = self.on_grid(target)
-        if self.config.sizing != "agent":
+        if self.config.sizes_by_overlay:
             scaled = (target > 0) - (target < 0) if self.config.sizing == "vol_target" else target
             target = self.on_grid(min(max(scaled * self.size[self.t], low), 1.0))
         return target
