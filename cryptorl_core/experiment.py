@@ -12,6 +12,13 @@ From a shell (the command each row of ``docs/EXPERIMENTS.md`` names)::
     python -m cryptorl_core.experiment --profile quick --segments 2021-Q1,2023-Q3 \\
         --set gamma=0.99 --set learning_rate=3e-4 --seeds 0,1
 
+``--rescore LABEL`` trains nothing: it scores experiment ``LABEL``'s saved checkpoints again,
+each seed's kept one (``--checkpoint best_model``) or its last (``final_model``), with the
+actions of ``--average-seeds`` averaged (:func:`rescore_checkpoints`)::
+
+    python -m cryptorl_core.experiment --segments 2021-Q1,2023-Q3 --rescore ownsel \\
+        --checkpoint final_model --average-seeds 0,1 --label ownsel_mean_final
+
 The embedded synthetic market is the default; ``--data-dir`` reads a folder of market files
 instead (the one ``$CRYPTORL_DATA_DIR`` names for the pipeline), with its encoders cached apart.
 
@@ -35,12 +42,13 @@ from typing import Any
 import pandas as pd
 
 from cryptorl_core.agent.config import AgentConfig
+from cryptorl_core.agent.ensemble import MeanActionPolicy
 from cryptorl_core.agent.loading import load_policy
 from cryptorl_core.agent.market_tensors import MarketTensors
 from cryptorl_core.agent.train import segment_market, train_policy
 from cryptorl_core.backtest.baselines import buy_and_hold
 from cryptorl_core.backtest.regime_baselines import regime_rule_positions
-from cryptorl_core.backtest.runner import BacktestRun, run_backtest, run_targets
+from cryptorl_core.backtest.runner import BacktestRun, PredictsActions, run_backtest, run_targets
 from cryptorl_core.data.folder import load_market_folder
 from cryptorl_core.data.market import MarketData
 from cryptorl_core.data.synthetic import generate_synthetic_market
@@ -137,6 +145,45 @@ def baseline_scores(prepared: PreparedSegment, config: AgentConfig, split: str) 
             "buy_and_hold": strategy_scores(hold, config.collapse)}
 
 
+def policy_scores(policy: PredictsActions, prepared: PreparedSegment, config: AgentConfig) -> dict[str, Any]:
+    """One policy's scores and the baselines' on the eval window (no prefix) and the train window
+    (``train_`` prefix): :func:`strategy_scores` per strategy, and the agent's mean position."""
+    row: dict[str, Any] = {}
+    for split, prefix in ((EVAL, ""), (TRAIN, "train_")):
+        agent = run_backtest(policy, prepared.frame, split, env_config=config.env, w_cost=config.eval_w_cost)
+        # Saturation shows as one position held most of the window (the backtest's collapse rule).
+        scores = {"agent": strategy_scores(agent, config.collapse), **baseline_scores(prepared, config, split)}
+        for name, values in scores.items():
+            row.update({f"{prefix}{name}_{k}": v for k, v in values.items()})
+        # Under-sizing shows as a small mean |position| beside a Sharpe close to the rule's.
+        row[f"{prefix}agent_mean_position"] = float(agent.positions.mean())
+        row[f"{prefix}agent_mean_abs_position"] = float(abs(agent.positions).mean())
+    return row
+
+
+def rescore_checkpoints(prepared: PreparedSegment, config: AgentConfig, run_dir: Path, checkpoint: str,
+                        seeds: Sequence[int]) -> dict[str, Any]:
+    """Score saved checkpoints of one experiment run again, without training: one seed's, or the
+    mean action of several (:class:`~cryptorl_core.agent.ensemble.MeanActionPolicy`).
+
+    :param prepared: the run's segment.
+    :param config: the run's agent configuration (env, costs, collapse rule).
+    :param run_dir: the run's folder, ``<cache>/runs/<label>/<segment>-seed<seed>``.
+    :param checkpoint: ``best_model`` (each seed's kept checkpoint) or ``final_model`` (its last,
+        never selected on eval: an unbiased eval score).
+    :param seeds: the seeds under ``run_dir/seeds`` whose actions are averaged.
+    :return: one row with :func:`policy_scores`' keys.
+    """
+    paths = [run_dir / "seeds" / str(s) / f"{checkpoint}.zip" for s in seeds]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"no saved checkpoint to re-score: {', '.join(missing)}")
+    market = prepared.market(config)
+    policy = MeanActionPolicy([load_policy(p, market, algo=config.algo, device="cpu") for p in paths])
+    return {"segment": prepared.key, "checkpoint": checkpoint, "seeds": list(seeds),
+            **policy_scores(policy, prepared, config)}
+
+
 def run_experiment(prepared: PreparedSegment, config: AgentConfig, seed: int, out_dir: Path) -> dict[str, Any]:
     """Train one agent; score its selected policy on the eval and train windows, and its last
     (never selected) model on the eval window.
@@ -149,16 +196,7 @@ def run_experiment(prepared: PreparedSegment, config: AgentConfig, seed: int, ou
     market = prepared.market(config)
     result = train_policy(prepared.frame, market, config,
                           out_dir=out_dir / f"{prepared.key}-seed{seed}", device="cpu", seed=seed)
-    row: dict[str, Any] = {"segment": prepared.key, "seed": seed}
-    for split, prefix in ((EVAL, ""), (TRAIN, "train_")):
-        agent = run_backtest(result.model, prepared.frame, split, env_config=config.env, w_cost=config.eval_w_cost)
-        # Saturation shows as one position held most of the window (the backtest's collapse rule).
-        scores = {"agent": strategy_scores(agent, config.collapse), **baseline_scores(prepared, config, split)}
-        for name, values in scores.items():
-            row.update({f"{prefix}{name}_{k}": v for k, v in values.items()})
-        # Under-sizing shows as a small mean |position| beside a Sharpe close to the rule's.
-        row[f"{prefix}agent_mean_position"] = float(agent.positions.mean())
-        row[f"{prefix}agent_mean_abs_position"] = float(abs(agent.positions).mean())
+    row: dict[str, Any] = {"segment": prepared.key, "seed": seed, **policy_scores(result.model, prepared, config)}
     # The last model, never selected on eval: its eval score is an unbiased out-of-sample estimate.
     final = load_policy(result.final_model_path, market, algo=config.algo, device="cpu")
     last = run_backtest(final, prepared.frame, EVAL, env_config=config.env, w_cost=config.eval_w_cost)
@@ -203,7 +241,9 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
         "median_train_hold_sharpe": float(frame["train_buy_and_hold_sharpe"].median()),
         "share_agent_ge_hold": float((frame["agent_sharpe"] >= frame["buy_and_hold_sharpe"]).mean()),
         "share_agent_ge_0.8_rule": float((frame["agent_sharpe"] >= 0.8 * frame["regime_rule_sharpe"]).mean()),
-        "n_collapsed": int(frame["collapsed"].sum()),
+        # Training's verdict (eval window and train probe); re-scored rows have only the eval one.
+        "n_collapsed": int(frame["collapsed"].sum()) if "collapsed" in frame else None,
+        "n_eval_collapsed": int(frame["agent_collapsed"].sum()),
         "train_agent_quarters_collapsed": int(frame["train_agent_quarters_collapsed"].sum()),
         "train_rule_quarters_collapsed": int(frame["train_regime_rule_quarters_collapsed"].sum()),
         "median_trades": float(frame["agent_n_trades"].median()),
@@ -229,6 +269,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="append result rows (JSON lines) to this file")
     parser.add_argument("--label", default="", help="name of the experiment in the output rows")
     parser.add_argument("--data-dir", default="", help="folder of market files (default: the synthetic market)")
+    parser.add_argument("--rescore", default="", metavar="LABEL",
+                        help="train nothing: score the saved checkpoints of experiment LABEL again")
+    parser.add_argument("--checkpoint", default="best_model", choices=("best_model", "final_model"),
+                        help="with --rescore: each seed's kept checkpoint or its last model")
+    parser.add_argument("--average-seeds", default="0,1",
+                        help="with --rescore: the seeds whose actions are averaged (one seed: that seed alone)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
@@ -240,7 +286,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     for key in args.segments.split(","):
         prepared = prepare_segment(market.frame, segment_by_key(all_segments, key), pipeline, cache)
         for seed in (int(s) for s in args.seeds.split(",")):
-            row = {"label": args.label, **run_experiment(prepared, config, seed, cache / "runs" / (args.label or "run"))}
+            if args.rescore:
+                run_dir = cache / "runs" / args.rescore / f"{key}-seed{seed}"
+                averaged = [int(s) for s in args.average_seeds.split(",")]
+                row = {"label": args.label, "seed": seed,
+                       **rescore_checkpoints(prepared, config, run_dir, args.checkpoint, averaged)}
+            else:
+                row = {"label": args.label,
+                       **run_experiment(prepared, config, seed, cache / "runs" / (args.label or "run"))}
             rows.append(row)
             print(json.dumps(row), flush=True)
             if args.out:

@@ -1,19 +1,27 @@
-"""The experiment harness's command-line overrides reach the agent and env configurations."""
+"""The experiment harness: command-line overrides reach the agent and env configurations, and
+saved checkpoints are scored again, one seed's or the mean action of several."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
+from helpers.backtest import random_walk_frame
 from helpers.data import START, bars, hours, write_hourly
 
 from cryptorl_core.agent import AgentConfig
+from cryptorl_core.agent.ensemble import MeanActionPolicy
+from cryptorl_core.backtest.runner import run_backtest
+from cryptorl_core.env import EnvConfig
 from cryptorl_core.experiment import (
     apply_overrides,
     experiment_market,
     parse_overrides,
     quarters_collapsed,
+    rescore_checkpoints,
     summarize,
 )
 from cryptorl_core.policy_stats import CollapseRule
@@ -37,11 +45,12 @@ def test_summary_counts_runs_against_the_rule_and_buy_and_hold():
     row = {"train_agent_sharpe": 1.0, "train_regime_rule_sharpe": 1.0, "train_buy_and_hold_sharpe": 0.0,
            "collapsed": False, "agent_n_trades": 10, "train_regime_rule_quarters_collapsed": 0}
     rows = [{**row, "agent_sharpe": 2.0, "regime_rule_sharpe": 2.0, "buy_and_hold_sharpe": 1.0,
-             "train_agent_quarters_collapsed": 1},
+             "train_agent_quarters_collapsed": 1, "agent_collapsed": 0.0},
             {**row, "agent_sharpe": 0.5, "regime_rule_sharpe": 2.0, "buy_and_hold_sharpe": 1.0, "collapsed": True,
-             "train_agent_quarters_collapsed": 3}]
+             "train_agent_quarters_collapsed": 3, "agent_collapsed": 1.0}]
     s = summarize(rows)
     assert s["share_agent_ge_hold"] == 0.5 and s["share_agent_ge_0.8_rule"] == 0.5 and s["n_collapsed"] == 1
+    assert s["n_eval_collapsed"] == 1
     assert s["median_agent_sharpe"] == 1.25
     assert s["train_agent_quarters_collapsed"] == 4 and s["train_rule_quarters_collapsed"] == 0
 
@@ -64,3 +73,43 @@ def test_a_data_folder_is_read_and_its_encoders_are_cached_apart(tmp_path: Path)
     assert market.start == START and len(market.frame) == 300
     synthetic, synthetic_cache = experiment_market("", tmp_path / "cache")
     assert synthetic_cache == tmp_path / "cache" and synthetic.true_regime is not None
+
+
+class _Constant:
+    """A model whose deterministic action is one constant."""
+
+    def __init__(self, action: float) -> None:
+        self.action, self.action_space = action, None
+
+    def predict(self, obs, state=None, episode_start=None, deterministic: bool = True):
+        return np.full((len(obs["position"]), 1), self.action, dtype=np.float32), None
+
+
+def test_mean_action_policy_averages_raw_actions_so_opposite_seeds_cancel_to_flat():
+    frame = random_walk_frame(seed=3)
+    plain = EnvConfig(action_gain=1.0)
+    opposite = run_backtest(MeanActionPolicy([_Constant(0.8), _Constant(-0.8)]), frame, "test", env_config=plain)
+    assert (opposite.steps["action"].dropna() == 0.0).all()
+    assert (opposite.positions == 0.0).all() and opposite.metrics()["n_trades"] == 0
+    agreeing = run_backtest(MeanActionPolicy([_Constant(0.2), _Constant(0.6)]), frame, "test", env_config=plain)
+    assert agreeing.steps["action"].dropna().to_numpy() == pytest.approx(0.4)
+    assert agreeing.positions.iloc[-1] == pytest.approx(0.4)
+    with pytest.raises(ValueError, match="at least one policy"):
+        MeanActionPolicy([])
+
+
+def test_rescoring_names_the_checkpoints_it_cannot_find(tmp_path: Path):
+    (tmp_path / "seeds" / "0").mkdir(parents=True)
+    (tmp_path / "seeds" / "0" / "final_model.zip").write_bytes(b"")
+    segment = SimpleNamespace(key="2021-Q1")  # the check comes before the segment is read
+    with pytest.raises(FileNotFoundError, match=r"seeds/1/final_model\.zip") as err:
+        rescore_checkpoints(segment, AgentConfig.quick(), tmp_path, "final_model", [0, 1])
+    assert "seeds/0" not in str(err.value)
+
+
+def test_summary_of_rescored_rows_counts_collapsed_eval_windows_without_a_training_verdict():
+    row = {"agent_sharpe": 1.0, "regime_rule_sharpe": 1.0, "buy_and_hold_sharpe": 0.0, "train_agent_sharpe": 1.0,
+           "train_regime_rule_sharpe": 1.0, "train_buy_and_hold_sharpe": 0.0, "agent_n_trades": 4,
+           "train_agent_quarters_collapsed": 0, "train_regime_rule_quarters_collapsed": 0}
+    s = summarize([{**row, "agent_collapsed": 1.0}, {**row, "agent_collapsed": 0.0}])
+    assert s["n_collapsed"] is None and s["n_eval_collapsed"] == 1
