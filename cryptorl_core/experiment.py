@@ -229,7 +229,7 @@ def apply_overrides(config: AgentConfig, overrides: dict[str, Any]) -> AgentConf
     return config.replace(**top)
 
 
-def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
+def summarize(rows: list[dict[str, Any]]) -> dict[str, float | None]:
     """Medians over segments and seeds, and the share of runs at or above the regime rule."""
     frame = pd.DataFrame(rows)
     return {
