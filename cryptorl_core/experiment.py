@@ -42,11 +42,11 @@ from typing import Any
 import pandas as pd
 
 from cryptorl_core.agent.config import AgentConfig
-from cryptorl_core.agent.ensemble import MeanActionPolicy
 from cryptorl_core.agent.loading import load_policy
 from cryptorl_core.agent.market_tensors import MarketTensors
 from cryptorl_core.agent.train import segment_market, train_policy
 from cryptorl_core.backtest.baselines import buy_and_hold
+from cryptorl_core.backtest.ensemble import MeanActionPolicy
 from cryptorl_core.backtest.regime_baselines import regime_rule_positions
 from cryptorl_core.backtest.runner import BacktestRun, PredictsActions, run_backtest, run_targets
 from cryptorl_core.data.folder import load_market_folder
@@ -164,7 +164,7 @@ def policy_scores(policy: PredictsActions, prepared: PreparedSegment, config: Ag
 def rescore_checkpoints(prepared: PreparedSegment, config: AgentConfig, run_dir: Path, checkpoint: str,
                         seeds: Sequence[int]) -> dict[str, Any]:
     """Score saved checkpoints of one experiment run again, without training: one seed's, or the
-    mean action of several (:class:`~cryptorl_core.agent.ensemble.MeanActionPolicy`).
+    mean action of several (:class:`~cryptorl_core.backtest.ensemble.MeanActionPolicy`).
 
     :param prepared: the run's segment.
     :param config: the run's agent configuration (env, costs, collapse rule).

@@ -13,7 +13,7 @@ from helpers.backtest import random_walk_frame
 from helpers.data import START, bars, hours, write_hourly
 
 from cryptorl_core.agent import AgentConfig
-from cryptorl_core.agent.ensemble import MeanActionPolicy
+from cryptorl_core.backtest.ensemble import MeanActionPolicy
 from cryptorl_core.backtest.runner import run_backtest
 from cryptorl_core.env import EnvConfig
 from cryptorl_core.experiment import (
