@@ -9,7 +9,13 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
-from helpers.backtest import random_walk_frame
+from helpers.backtest import (
+    TOKENS,
+    hmm_context_frame,
+    random_walk_frame,
+    save_tiny_encoder,
+    train_tiny_tqc,
+)
 from helpers.data import START, bars, hours, write_hourly
 
 from cryptorl_core.agent import AgentConfig
@@ -17,6 +23,7 @@ from cryptorl_core.backtest.ensemble import MeanActionPolicy
 from cryptorl_core.backtest.runner import run_backtest
 from cryptorl_core.env import EnvConfig
 from cryptorl_core.experiment import (
+    PreparedSegment,
     apply_overrides,
     experiment_market,
     parse_overrides,
@@ -25,6 +32,7 @@ from cryptorl_core.experiment import (
     summarize,
 )
 from cryptorl_core.policy_stats import CollapseRule
+from cryptorl_core.schema import SPLIT_COL
 
 
 def test_overrides_parse_literals_and_set_agent_and_env_fields():
@@ -113,3 +121,28 @@ def test_summary_of_rescored_rows_counts_collapsed_eval_windows_without_a_traini
            "train_agent_quarters_collapsed": 0, "train_regime_rule_quarters_collapsed": 0}
     s = summarize([{**row, "agent_collapsed": 1.0}, {**row, "agent_collapsed": 0.0}])
     assert s["n_collapsed"] is None and s["n_eval_collapsed"] == 1
+
+
+def test_rescoring_scores_saved_seed_checkpoints_alone_and_averaged(tmp_path: Path):
+    frame = random_walk_frame(seed=5)
+    test_rows = frame.index[frame[SPLIT_COL] == "test"]
+    frame.loc[test_rows[:300], SPLIT_COL] = "eval"  # the harness scores eval and train windows
+    prepared = PreparedSegment(key="2021-Q1", frame=frame, regime=None, context=hmm_context_frame(frame),
+                               encoder_path=save_tiny_encoder(frame, tmp_path / "encoder.pth"))
+    config = AgentConfig.quick().replace(tokens=TOKENS, embedding=True, env=EnvConfig(action_gain=1.0))
+    market = prepared.market(config)
+    for seed in (0, 1):
+        (tmp_path / "run" / "seeds" / str(seed)).mkdir(parents=True)
+        train_tiny_tqc(frame, market, tmp_path / "run" / "seeds" / str(seed) / "final_model.zip", seed=seed)
+    rows = {seeds: rescore_checkpoints(prepared, config, tmp_path / "run", "final_model", seeds)
+            for seeds in ((0,), (1,), (0, 0), (0, 1))}
+    for seeds, row in rows.items():
+        assert row["segment"] == "2021-Q1" and row["seeds"] == list(seeds) and row["checkpoint"] == "final_model"
+        assert np.isfinite(row["agent_sharpe"]) and np.isfinite(row["train_agent_sharpe"])
+        assert row["regime_rule_sharpe"] == rows[(0,)]["regime_rule_sharpe"]  # the same baselines each time
+    scores = ("agent_sharpe", "agent_mean_position", "train_agent_sharpe", "train_agent_mean_position")
+    # averaging a checkpoint with itself changes nothing; averaging two different seeds does
+    assert [rows[(0, 0)][k] for k in scores] == [rows[(0,)][k] for k in scores]
+    assert rows[(0,)]["agent_mean_position"] != rows[(1,)]["agent_mean_position"]
+    assert rows[(0, 1)]["agent_mean_position"] not in {rows[(0,)]["agent_mean_position"],
+                                                       rows[(1,)]["agent_mean_position"]}
