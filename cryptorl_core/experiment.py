@@ -44,7 +44,8 @@ import pandas as pd
 from cryptorl_core.agent.config import AgentConfig
 from cryptorl_core.agent.loading import load_policy
 from cryptorl_core.agent.market_tensors import MarketTensors
-from cryptorl_core.agent.train import segment_market, train_policy
+from cryptorl_core.agent.resume import BEST_MODEL_FILE
+from cryptorl_core.agent.train import FINAL_MODEL_FILE, seed_run_dir, segment_market, train_policy
 from cryptorl_core.backtest.baselines import buy_and_hold
 from cryptorl_core.backtest.ensemble import MeanActionPolicy
 from cryptorl_core.backtest.regime_baselines import regime_rule_positions
@@ -65,6 +66,8 @@ logger = logging.getLogger(__name__)
 
 #: Eval-window figures reported per strategy.
 SCORE_KEYS = ("sharpe", "total_return_pct", "n_trades")
+#: The saved models of each seed run that ``--rescore`` reads, by ``--checkpoint`` name.
+CHECKPOINT_FILES = {"best_model": BEST_MODEL_FILE, "final_model": FINAL_MODEL_FILE}
 
 
 @dataclass
@@ -145,6 +148,12 @@ def baseline_scores(prepared: PreparedSegment, config: AgentConfig, split: str) 
             "buy_and_hold": strategy_scores(hold, config.collapse)}
 
 
+def run_dir(cache: Path, label: str, key: str, seed: int) -> Path:
+    """One experiment run's folder: ``<cache>/runs/<label>/<segment>-seed<seed>`` (``run`` for an
+    empty label), where :func:`run_experiment` trains and :func:`rescore_checkpoints` reads."""
+    return cache / "runs" / (label or "run") / f"{key}-seed{seed}"
+
+
 def policy_scores(policy: PredictsActions, prepared: PreparedSegment, config: AgentConfig) -> dict[str, Any]:
     """One policy's scores and the baselines' on the eval window (no prefix) and the train window
     (``train_`` prefix): :func:`strategy_scores` per strategy, and the agent's mean position."""
@@ -161,20 +170,20 @@ def policy_scores(policy: PredictsActions, prepared: PreparedSegment, config: Ag
     return row
 
 
-def rescore_checkpoints(prepared: PreparedSegment, config: AgentConfig, run_dir: Path, checkpoint: str,
+def rescore_checkpoints(prepared: PreparedSegment, config: AgentConfig, folder: Path, checkpoint: str,
                         seeds: Sequence[int]) -> dict[str, Any]:
     """Score saved checkpoints of one experiment run again, without training: one seed's, or the
     mean action of several (:class:`~cryptorl_core.backtest.ensemble.MeanActionPolicy`).
 
     :param prepared: the run's segment.
     :param config: the run's agent configuration (env, costs, collapse rule).
-    :param run_dir: the run's folder, ``<cache>/runs/<label>/<segment>-seed<seed>``.
+    :param folder: the run's folder (:func:`run_dir`).
     :param checkpoint: ``best_model`` (each seed's kept checkpoint) or ``final_model`` (its last,
-        never selected on eval: an unbiased eval score).
-    :param seeds: the seeds under ``run_dir/seeds`` whose actions are averaged.
+        never selected on eval: an unbiased eval score); :data:`CHECKPOINT_FILES`.
+    :param seeds: the seeds under ``folder/seeds`` whose actions are averaged.
     :return: one row with :func:`policy_scores`' keys.
     """
-    paths = [run_dir / "seeds" / str(s) / f"{checkpoint}.zip" for s in seeds]
+    paths = [seed_run_dir(folder, s) / CHECKPOINT_FILES[checkpoint] for s in seeds]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"no saved checkpoint to re-score: {', '.join(missing)}")
@@ -184,18 +193,18 @@ def rescore_checkpoints(prepared: PreparedSegment, config: AgentConfig, run_dir:
             **policy_scores(policy, prepared, config)}
 
 
-def run_experiment(prepared: PreparedSegment, config: AgentConfig, seed: int, out_dir: Path) -> dict[str, Any]:
+def run_experiment(prepared: PreparedSegment, config: AgentConfig, seed: int, folder: Path) -> dict[str, Any]:
     """Train one agent; score its selected policy on the eval and train windows, and its last
     (never selected) model on the eval window.
 
+    :param folder: the run's folder (:func:`run_dir`); each seed's run is under ``folder/seeds``.
     :return: one flat row: segment, seed, the agent's and the baselines' eval and train scores
         (``train_`` prefix), the last model's eval scores (``final_`` prefix), the training
         summary (best step, collapsed, seconds).
     """
     t0 = time.perf_counter()
     market = prepared.market(config)
-    result = train_policy(prepared.frame, market, config,
-                          out_dir=out_dir / f"{prepared.key}-seed{seed}", device="cpu", seed=seed)
+    result = train_policy(prepared.frame, market, config, out_dir=folder, device="cpu", seed=seed)
     row: dict[str, Any] = {"segment": prepared.key, "seed": seed, **policy_scores(result.model, prepared, config)}
     # The last model, never selected on eval: its eval score is an unbiased out-of-sample estimate.
     final = load_policy(result.final_model_path, market, algo=config.algo, device="cpu")
@@ -271,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data-dir", default="", help="folder of market files (default: the synthetic market)")
     parser.add_argument("--rescore", default="", metavar="LABEL",
                         help="train nothing: score the saved checkpoints of experiment LABEL again")
-    parser.add_argument("--checkpoint", default="best_model", choices=("best_model", "final_model"),
+    parser.add_argument("--checkpoint", default="best_model", choices=tuple(CHECKPOINT_FILES),
                         help="with --rescore: each seed's kept checkpoint or its last model")
     parser.add_argument("--average-seeds", default="0,1",
                         help="with --rescore: the seeds whose actions are averaged (one seed: that seed alone)")
@@ -282,18 +291,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = apply_overrides(pipeline.agent, parse_overrides(args.set))
     market, cache = experiment_market(args.data_dir, Path(args.cache))
     all_segments = walk_forward_segments(market.start, market.end, pipeline.windows)
+    averaged = [int(s) for s in args.average_seeds.split(",")]
     rows = []
     for key in args.segments.split(","):
         prepared = prepare_segment(market.frame, segment_by_key(all_segments, key), pipeline, cache)
         for seed in (int(s) for s in args.seeds.split(",")):
             if args.rescore:
-                run_dir = cache / "runs" / args.rescore / f"{key}-seed{seed}"
-                averaged = [int(s) for s in args.average_seeds.split(",")]
+                folder = run_dir(cache, args.rescore, key, seed)
                 row = {"label": args.label, "seed": seed,
-                       **rescore_checkpoints(prepared, config, run_dir, args.checkpoint, averaged)}
+                       **rescore_checkpoints(prepared, config, folder, args.checkpoint, averaged)}
             else:
-                row = {"label": args.label,
-                       **run_experiment(prepared, config, seed, cache / "runs" / (args.label or "run"))}
+                row = {"label": args.label, **run_experiment(prepared, config, seed, run_dir(cache, args.label, key, seed))}
             rows.append(row)
             print(json.dumps(row), flush=True)
             if args.out:

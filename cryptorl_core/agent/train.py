@@ -89,6 +89,12 @@ HISTORY_FILE = "history.json"
 TRAIN_PROBE_ENVS = 4
 
 
+def seed_run_dir(out_dir: str | os.PathLike, seed: int) -> Path:
+    """Where :func:`train_policy` keeps one seed's run (its best and final models, config and
+    history): ``out_dir/seeds/<seed>``."""
+    return Path(out_dir) / "seeds" / str(seed)
+
+
 def policy_filename(algo: str) -> str:
     """Name of the published best model: ``tqc.zip`` for the default algorithm."""
     return f"{algo}.zip"
@@ -396,7 +402,7 @@ def train_policy(
 
     def seed_call(s: int) -> dict[str, Any]:
         ckpt = None if checkpoint_dir is None else Path(checkpoint_dir) / f"seed-{s}"
-        return {"frame": frame, "market": market, "config": config, "out_dir": out / "seeds" / str(s),
+        return {"frame": frame, "market": market, "config": config, "out_dir": seed_run_dir(out, s),
                 "checkpoint_dir": ckpt, "device": device, "seed": s, "tensorboard_dir": tensorboard_dir,
                 "extra_callbacks": extra_callbacks}
 
