@@ -662,3 +662,50 @@ def test_segment_market_validation() -> None:
     market = SegmentMarket.from_arrays(open_, close, np.r_[70:80, 90:95])
     assert market.run_end[75] == 79 and market.run_end[92] == 94 and market.run_end[85] == -1
     assert list(market.start_rows) == [*range(70, 79), *range(90, 94)]
+
+
+# ---------------------------------------------------------------------------- counterfactual steps
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"execution_lag": 0}, {"long_only": True, "position_step": 0.25},
+     {"sizing": "vol_scaled", "action_gain": 1.5, "risk_aversion": 4.0}],
+    ids=["lag1", "lag0", "long_only", "vol_scaled"],
+)
+def test_counterfactual_step_reproduces_the_step_it_replays(overrides: dict) -> None:
+    """From each env's state before a step, ``counterfactual_step`` gives the reward and next
+    position the step then produces, and changes nothing in the env."""
+    open_, close = _prices(400, seed=3, vol=0.02)
+    cfg = EnvConfig(episode_length=15, churn_coef=0.3, smooth_coef=0.2, curriculum_lambda=0.7, **overrides)
+    size = _vol_target_column(close) if cfg.sizing != "agent" else None
+    env = BatchCryptoEnv.from_arrays(open_, close, np.arange(40, 160), cfg, n_envs=6, dtype=torch.float64,
+                                     seed=5, size=size)
+    obs = env.reset()
+    rng = np.random.default_rng(1)
+    for _ in range(60):
+        actions = _random_actions(rng, 6, None)
+        before = (torch.as_tensor(obs["market"][:, 0]), env.position.clone(), env.w_cost.clone(), env.prev_dpos.clone())
+        reward, next_position = env.counterfactual_step(*before[:3], torch.as_tensor(actions[:, 0]), before[3])
+        assert torch.equal(env.position, before[1]) and torch.equal(env.prev_dpos, before[3])
+        obs, _, dones, infos = env.step(actions)
+        np.testing.assert_allclose(reward.numpy(), env.reward.numpy(), rtol=1e-10, atol=1e-12)
+        held = [infos[i]["terminal_observation"]["position"][0] if dones[i] else obs["position"][i, 0] for i in range(6)]
+        np.testing.assert_allclose(next_position.numpy(), held, atol=1e-6)
+
+
+def test_counterfactual_step_refuses_the_delayed_timing_bonus() -> None:
+    open_, close = _prices(200, seed=3)
+    env = BatchCryptoEnv.from_arrays(open_, close, np.arange(40, 160), EnvConfig(timing_bonus_scale=1.0), n_envs=2)
+    zeros = torch.zeros(2)
+    with pytest.raises(ValueError, match="timing bonus"):
+        env.counterfactual_step(zeros + 50, zeros, zeros, zeros)
+
+
+def test_random_positions_lie_on_the_grid_and_cover_the_range() -> None:
+    open_, close = _prices(200, seed=3)
+    for long_only, low in ((False, -1.0), (True, 0.0)):
+        cfg = EnvConfig(position_step=0.25, long_only=long_only)
+        env = BatchCryptoEnv.from_arrays(open_, close, np.arange(40, 160), cfg, n_envs=2, seed=0)
+        drawn = env.random_positions(2_000).numpy()
+        assert set(np.round(drawn / 0.25).astype(int)) == set(range(int(low / 0.25), 5))

@@ -57,6 +57,8 @@ class AgentConfig(ConfigBase):
     :param train_freq: vector-env steps between two training phases (off-policy).
     :param gradient_steps: gradient steps per training phase (off-policy).
     :param tau: Polyak coefficient of the target critics (off-policy).
+    :param counterfactual_fraction: share of every sampled TQC/SAC batch replayed with a uniform
+        action and held position (:mod:`~cryptorl_core.agent.counterfactual`); 0 samples as SB3.
     :param ent_coef: entropy coefficient, ``"auto_<init>"`` learns it (TQC/SAC), a float fixes it.
         The seed's ``auto_0.5`` suits 30M steps; in the quick profile's 40k steps it was still
         above 0.03 at 25k steps, several times the per-step reward of holding through a bull
@@ -190,6 +192,7 @@ class AgentConfig(ConfigBase):
     learning_starts: int = 100_000
     train_freq: int = 1
     gradient_steps: int = 4
+    counterfactual_fraction: float = 0.0
     tau: float = 0.005
     ent_coef: str | float = "auto_0.5"
     min_ent_coef: float = 0.01
@@ -263,6 +266,10 @@ class AgentConfig(ConfigBase):
                      "eval_freq", "checkpoint_freq", "keep_checkpoints", "log_freq"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.counterfactual_fraction <= 1.0:
+            raise ValueError(f"counterfactual_fraction must be in [0, 1], got {self.counterfactual_fraction}")
+        if self.counterfactual_fraction > 0 and self.algo not in ("tqc", "sac"):
+            raise ValueError(f"counterfactual_fraction needs a replayed continuous action (tqc, sac), got {self.algo!r}")
         if isinstance(self.target_entropy, str) and self.target_entropy != "auto":
             raise ValueError(f"target_entropy must be a float or 'auto', got {self.target_entropy!r}")
         if isinstance(self.ent_coef, str) and not self.ent_coef.startswith("auto"):

@@ -34,6 +34,7 @@ from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
 
 from cryptorl_core.agent.algorithms import ALGORITHMS
+from cryptorl_core.agent.counterfactual import CounterfactualReplayBuffer, attach_counterfactual
 from cryptorl_core.agent.callbacks import (
     EntropyFloorCallback,
     MetricsCallback,
@@ -323,6 +324,9 @@ def _tqc_or_sac(config: AgentConfig, env: VecEnv, policy_kwargs: dict[str, Any],
                   "learning_starts": config.learning_starts, "train_freq": (config.train_freq, "step"),
                   "gradient_steps": config.gradient_steps, "tau": config.tau, "ent_coef": config.ent_coef,
                   "target_entropy": config.target_entropy}
+    if config.counterfactual_fraction > 0:
+        off_policy.update(replay_buffer_class=CounterfactualReplayBuffer,
+                          replay_buffer_kwargs={"fraction": config.counterfactual_fraction})
     if config.algo == "tqc":
         policy_kwargs["n_quantiles"] = config.n_quantiles
         return TQC("MultiInputPolicy", env, top_quantiles_to_drop_per_net=config.top_quantiles_to_drop_per_net,
@@ -538,6 +542,7 @@ def train_one_seed(
     else:
         model = build_model(config, train_env, market, dev, seed, tensorboard_dir)
     attach_market(model, market)
+    attach_counterfactual(model, batch_env, seed)
     start_timesteps = int(model.num_timesteps)
 
     # Callbacks: curricula, entropy floor, metrics, evaluation (+ early stop, overfit), checkpoints.

@@ -540,6 +540,16 @@ class BatchCryptoEnv(VecEnv):
             self._to_grid(target.mul_(size))
         return target
 
+    def random_positions(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` positions drawn uniformly from the allowed range and rounded to the grid.
+
+        :param n: how many.
+        :param generator: a generator on the env's device (default: the env's own).
+        """
+        draw = torch.rand(n, device=self.device, dtype=self.dtype,
+                          generator=self._generator if generator is None else generator)
+        return self._to_grid(draw.mul_(1.0 - self._low_position).add_(self._low_position))
+
     def _to_grid(self, target: torch.Tensor) -> torch.Tensor:
         """Clip to the allowed range, round to ``position_step``, clip again (in place)."""
         target.clamp_(self._low_position, 1.0)
@@ -548,6 +558,51 @@ class BatchCryptoEnv(VecEnv):
             # divide (not multiply by 1 / step): the same rounding as the reference
             target.div_(step).round_().mul_(step).clamp_(self._low_position, 1.0)
         return target
+
+    def counterfactual_step(
+        self,
+        rows: torch.Tensor,
+        position: torch.Tensor,
+        w_cost: torch.Tensor,
+        actions: torch.Tensor,
+        prev_dpos: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The reward and next position of one step from any state and action, changing nothing.
+
+        The market is exogenous (a position never moves a price), so a stored transition can be
+        replayed with another action and held position: the reward is the same formula as a
+        step's, at the current curriculum coefficients. The timing bonus is left out.
+
+        :param rows: ``(batch,)`` decision rows ``t`` (the ``market`` observation).
+        :param position: ``(batch,)`` positions held at ``t``.
+        :param w_cost: ``(batch,)`` cost weights.
+        :param actions: ``(batch,)`` raw actions.
+        :param prev_dpos: ``(batch,)`` position change of the previous step (the smoothness
+            penalty's reference); ``None`` takes no previous change.
+        :return: ``(reward, next_position)``, each ``(batch,)`` on the env's device.
+        :raises ValueError: the env pays a timing bonus, which depends on later steps.
+        """
+        if self._buy_outcome is not None:
+            raise ValueError("counterfactual_step cannot replay the delayed timing bonus (timing_bonus_scale != 0)")
+        cfg = self.config
+        rows = row_index(rows).to(self.device)
+        position, w_cost = (x.to(self.device, self.dtype).reshape(-1) for x in (position, w_cost))
+        target = self.target_position(actions.to(self.device, self.dtype).reshape(-1), rows=rows)
+        dpos = target - position
+        cost_frac = dpos.abs() * cfg.cost_rate
+        bars = self._bars.index_select(1, rows)
+        growth = 1.0 - cost_frac
+        if cfg.execution_lag == 1:
+            growth = growth * (1.0 + position * bars[0])
+        growth = (growth * (1.0 + target * bars[-1])).clamp_min(MIN_GROWTH)
+        perf = growth.log()
+        if cfg.risk_aversion != 1.0:
+            perf = perf - (growth - 1.0).square() * ((cfg.risk_aversion - 1.0) / 2.0)
+        churn = dpos.abs() * -self.churn_coef
+        previous = torch.zeros_like(dpos) if prev_dpos is None else prev_dpos.to(self.device, self.dtype).reshape(-1)
+        smooth = (dpos - previous).square() * -self.smooth_coef
+        cost_weight = self.curriculum_lambda * cfg.max_penalty_scale
+        return perf * cfg.reward_scale + w_cost * (churn + smooth) * cost_weight, target
 
     def step_wait(self) -> VecEnvStepReturn:
         """Advance every env one bar, auto-reset the ones that ended, return numpy arrays for SB3."""
