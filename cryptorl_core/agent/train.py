@@ -34,13 +34,13 @@ from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
 
 from cryptorl_core.agent.algorithms import ALGORITHMS
-from cryptorl_core.agent.counterfactual import CounterfactualReplayBuffer, attach_counterfactual
 from cryptorl_core.agent.callbacks import (
     EntropyFloorCallback,
     MetricsCallback,
     ResumeCheckpointCallback,
 )
 from cryptorl_core.agent.config import AgentConfig
+from cryptorl_core.agent.counterfactual import CounterfactualReplayBuffer, attach_counterfactual
 from cryptorl_core.agent.curriculum import (
     CurriculumCallback,
     WCostCurriculumCallback,
