@@ -18,9 +18,9 @@ from cryptorl_core.profiles import PipelineConfig
 from cryptorl_core.regime.config import HMMConfig
 
 #: Fingerprints of the profiles: the encoder's from before the shared base class (its checkpoints
-#: still resume); the agent's since ``select_after_discipline`` (a new selection rule must not resume
-#: an old run's evaluator state).
-PINNED = {"agent_quick": "ea512eaf4bb0cd5c", "agent_full": "9312d8fcc83478b0", "mae_full": "9032264de52b0df6"}
+#: still resume); the agent's since ``counterfactual_fraction`` (a new field changes the hash, so a
+#: run from before it starts afresh rather than resume).
+PINNED = {"agent_quick": "c87b0a3eba845bfd", "agent_full": "8f09e35082435c52", "mae_full": "9032264de52b0df6"}
 
 
 def _json(payload: dict) -> dict:

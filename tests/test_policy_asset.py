@@ -58,9 +58,11 @@ def test_profile_config_and_overrides() -> None:
     assert agent_config_for(quick, PolicyRunConfig()) == base  # nothing set: the profile's values
     assert agent_config_for(ProfileResource(name="full")).features_dim == 512
     run = PolicyRunConfig(total_timesteps=320, n_envs=4, eval_freq=160, checkpoint_freq=160, algo="sac",
-                          seed=7, n_seeds=3, seed_workers=3, prefer_live_on_eval=True, embedding=True)
+                          seed=7, n_seeds=3, seed_workers=3, prefer_live_on_eval=True, embedding=True,
+                          counterfactual_fraction=0.25)
     expected = base.replace(total_timesteps=320, n_envs=4, eval_freq=160, checkpoint_freq=160, algo="sac",
                             seed=7, n_seeds=3, seed_workers=3, prefer_live_on_eval=True, embedding=True,
+                            counterfactual_fraction=0.25,
                             env=base.env.with_overrides(n_envs=4))
     assert expected != base and agent_config_for(quick, run) == expected
     assert expected.env_config.n_envs == 4 and expected.learning_rate == base.learning_rate

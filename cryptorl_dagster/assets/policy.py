@@ -60,6 +60,8 @@ class PolicyRunConfig(RunOverrides):
         ``vol_target`` multiplier; the profiles').
     :param risk_aversion: relative risk aversion of the step utility in the reward (1: log
         growth, the seed's).
+    :param counterfactual_fraction: share of each sampled TQC/SAC batch replayed with a uniform
+        action and held position, priced by the env's step formula (0: none).
     """
 
     total_timesteps: int | None = None
@@ -76,6 +78,7 @@ class PolicyRunConfig(RunOverrides):
     timing_bonus_scale: float | None = None
     sizing: str | None = None
     risk_aversion: float | None = None
+    counterfactual_fraction: float | None = None
 
     def apply(self, agent: AgentConfig) -> AgentConfig:
         """``agent`` with the fields this run sets; :data:`ENV_FIELDS` are the env's, and
