@@ -66,7 +66,8 @@ class CounterfactualReplayBuffer(DictReplayBuffer):
         self._generator: torch.Generator | None = None
 
     def attach(self, env: BatchCryptoEnv, seed: int) -> None:
-        """Replay on ``env``'s market and reward from now on.
+        """Replay on ``env``'s market and reward from now on. The draws restart from ``seed``, so
+        a resumed run replays different draws than an uninterrupted one would.
 
         :param env: the training env (its current curriculum coefficients price the replays).
         :param seed: seed of the draws of actions and positions.
