@@ -540,14 +540,14 @@ class BatchCryptoEnv(VecEnv):
             self._to_grid(target.mul_(size))
         return target
 
-    def random_positions(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def random_positions(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """``n`` positions drawn uniformly from the allowed range and rounded to the grid.
 
         :param n: how many.
-        :param generator: a generator on the env's device (default: the env's own).
+        :param generator: a generator on the env's device (the caller's own, so the env's
+            stream of start rows and cost weights is never drawn from).
         """
-        draw = torch.rand(n, device=self.device, dtype=self.dtype,
-                          generator=self._generator if generator is None else generator)
+        draw = torch.rand(n, device=self.device, dtype=self.dtype, generator=generator)
         return self._to_grid(draw.mul_(1.0 - self._low_position).add_(self._low_position))
 
     def _to_grid(self, target: torch.Tensor) -> torch.Tensor:
