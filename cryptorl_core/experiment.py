@@ -24,6 +24,14 @@ instead (the one ``$CRYPTORL_DATA_DIR`` names for the pipeline), with its encode
 
 Test rows are in the segment frame (the split labels need them) but nothing here reads them:
 training reads train rows, selection and scoring read eval rows.
+
+``--nested`` judges choices made *on* the eval window, such as the checkpoint or the seed, or
+the eval window's length (``--eval-hours``): each segment is moved one window back
+(:func:`~cryptorl_core.segments.nested_segment`), so the run trains and selects before the
+segment's eval month, and that month is scored as a held-out window (``heldout_`` keys) that
+no choice of the run saw. The segment's test quarter is not even in the nested frame::
+
+    python -m cryptorl_core.experiment --nested --eval-hours 1440 --segments 2021-Q1 --label nest_e1440
 """
 
 from __future__ import annotations
@@ -59,13 +67,22 @@ from cryptorl_core.features.pipeline import build_segment_frame
 from cryptorl_core.policy_stats import CollapseRule, collapse_stats
 from cryptorl_core.profiles import PipelineConfig
 from cryptorl_core.regime.model import RegimeModel, fit_regime_model
-from cryptorl_core.schema import EVAL, PRICE_CLOSE_COL, TRAIN
-from cryptorl_core.segments import Segment, segment_by_key, segment_slice, walk_forward_segments
+from cryptorl_core.schema import EVAL, PRICE_CLOSE_COL, TEST, TRAIN
+from cryptorl_core.segments import (
+    Segment,
+    WindowConfig,
+    nested_segment,
+    segment_by_key,
+    segment_slice,
+    walk_forward_segments,
+)
 
 logger = logging.getLogger(__name__)
 
 #: Eval-window figures reported per strategy.
 SCORE_KEYS = ("sharpe", "total_return_pct", "n_trades")
+#: Key prefix of the scores on a nested segment's held-out month (the outer eval window).
+HELD_OUT_PREFIX = "heldout_"
 #: The saved models of each seed run that ``--rescore`` reads, by ``--checkpoint`` name.
 CHECKPOINT_FILES = {"best_model": BEST_MODEL_FILE, "final_model": FINAL_MODEL_FILE}
 
@@ -79,6 +96,8 @@ class PreparedSegment:
     :param regime: the fitted regime model.
     :param context: the regime model's filtered context of every row.
     :param encoder_path: the cached ``encoder.pth``.
+    :param held_out: the frame's test rows are a held-out month that runs may be scored on (a
+        :func:`~cryptorl_core.segments.nested_segment`), not the segment's test quarter.
     """
 
     key: str
@@ -86,6 +105,14 @@ class PreparedSegment:
     regime: RegimeModel
     context: pd.DataFrame
     encoder_path: Path
+    held_out: bool = False
+
+    @property
+    def scored_splits(self) -> tuple[tuple[str, str], ...]:
+        """``(split, key prefix)`` of every window scores are read on: eval and train, and the
+        held-out month of a nested segment; never a segment's test quarter."""
+        splits = ((EVAL, ""), (TRAIN, "train_"))
+        return (*splits, (TEST, HELD_OUT_PREFIX)) if self.held_out else splits
 
     def market(self, config: AgentConfig, device: str = "cpu") -> MarketTensors:
         """The agent's market tensors for ``config`` (tokens, cache dtype)."""
@@ -101,8 +128,12 @@ def segment_frame(market_frame: pd.DataFrame, segment: Segment, pipeline: Pipeli
 
 
 def prepare_segment(market_frame: pd.DataFrame, segment: Segment, pipeline: PipelineConfig,
-                    cache_dir: Path) -> PreparedSegment:
-    """Features, regime model and encoder of one segment (the encoder cached in ``cache_dir``)."""
+                    cache_dir: Path, held_out: bool = False) -> PreparedSegment:
+    """Features, regime model and encoder of one segment (the encoder cached in ``cache_dir``).
+
+    :param held_out: ``segment`` is a :func:`~cryptorl_core.segments.nested_segment`, whose test
+        rows may be scored (:attr:`PreparedSegment.held_out`).
+    """
     frame = segment_frame(market_frame, segment, pipeline)
     regime = fit_regime_model(frame, pipeline.hmm)
     encoder_path = cache_dir / f"{pipeline.name}-{segment.key}" / "encoder.pth"
@@ -110,7 +141,20 @@ def prepare_segment(market_frame: pd.DataFrame, segment: Segment, pipeline: Pipe
         result = train_mae(frame, pipeline.mae, None, device="cpu", progress=False)
         save_encoder(encoder_path, result.model, pipeline.mae, result.feature_columns,
                      result.norm_fingerprint)
-    return PreparedSegment(segment.key, frame, regime, regime.context(frame), encoder_path)
+    return PreparedSegment(segment.key, frame, regime, regime.context(frame), encoder_path, held_out)
+
+
+def experiment_segment(segments: list[Segment], key: str, nested: WindowConfig | None) -> Segment:
+    """The segment ``key`` of the walk-forward layout, or, with ``nested`` window lengths, that
+    segment moved one window back (:func:`~cryptorl_core.segments.nested_segment`)."""
+    segment = segment_by_key(segments, key)
+    return segment if nested is None else nested_segment(segment, nested)
+
+
+def nested_cache(cache: Path, windows: WindowConfig) -> Path:
+    """Where a nested run's encoders are cached: apart from the walk-forward segments' own, and
+    per eval length, since the nested train window ends earlier the longer the eval window."""
+    return cache / f"nested-eval{windows.eval_hours}h"
 
 
 def eval_scores(run_metrics: dict[str, Any]) -> dict[str, float]:
@@ -155,10 +199,11 @@ def run_dir(cache: Path, label: str, key: str, seed: int) -> Path:
 
 
 def policy_scores(policy: PredictsActions, prepared: PreparedSegment, config: AgentConfig) -> dict[str, Any]:
-    """One policy's scores and the baselines' on the eval window (no prefix) and the train window
-    (``train_`` prefix): :func:`strategy_scores` per strategy, and the agent's mean position."""
+    """One policy's scores and the baselines' on the eval window (no prefix), the train window
+    (``train_`` prefix) and a nested segment's held-out month (``heldout_``):
+    :func:`strategy_scores` per strategy, and the agent's mean position."""
     row: dict[str, Any] = {}
-    for split, prefix in ((EVAL, ""), (TRAIN, "train_")):
+    for split, prefix in prepared.scored_splits:
         agent = run_backtest(policy, prepared.frame, split, env_config=config.env, w_cost=config.eval_w_cost)
         # Saturation shows as one position held most of the window (the backtest's collapse rule).
         scores = {"agent": strategy_scores(agent, config.collapse), **baseline_scores(prepared, config, split)}
@@ -208,8 +253,10 @@ def run_experiment(prepared: PreparedSegment, config: AgentConfig, seed: int, fo
     row: dict[str, Any] = {"segment": prepared.key, "seed": seed, **policy_scores(result.model, prepared, config)}
     # The last model, never selected on eval: its eval score is an unbiased out-of-sample estimate.
     final = load_policy(result.final_model_path, market, algo=config.algo, device="cpu")
-    last = run_backtest(final, prepared.frame, EVAL, env_config=config.env, w_cost=config.eval_w_cost)
-    row.update({f"final_{k}": v for k, v in eval_scores(last.metrics()).items()})
+    for split, prefix in prepared.scored_splits:
+        if split != TRAIN:
+            last = run_backtest(final, prepared.frame, split, env_config=config.env, w_cost=config.eval_w_cost)
+            row.update({f"{prefix}final_{k}": v for k, v in eval_scores(last.metrics()).items()})
     row.update(best_step=result.best_step,
                collapsed=result.collapsed, eval_reward=result.eval_stats.reward,
                seconds=round(time.perf_counter() - t0, 1))
@@ -239,8 +286,34 @@ def apply_overrides(config: AgentConfig, overrides: dict[str, Any]) -> AgentConf
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, float | None]:
-    """Medians over segments and seeds, and the share of runs at or above the regime rule."""
+    """Medians over segments and seeds, and the share of runs at or above the regime rule; for
+    nested runs, the same on the held-out month (:func:`summarize_held_out`)."""
     frame = pd.DataFrame(rows)
+    return {**_summary(frame), **summarize_held_out(frame)}
+
+
+def summarize_held_out(frame: pd.DataFrame) -> dict[str, float]:
+    """The kept policy's and the last model's figures on nested runs' held-out months (empty
+    for rows without them): what selection on the nested eval window bought out of sample."""
+    p = HELD_OUT_PREFIX
+    if f"{p}agent_sharpe" not in frame:
+        return {}
+    hold = frame[f"{p}buy_and_hold_sharpe"]
+    return {
+        f"{p}median_agent_sharpe": float(frame[f"{p}agent_sharpe"].median()),
+        f"{p}median_final_sharpe": float(frame[f"{p}final_sharpe"].median()),
+        f"{p}median_rule_sharpe": float(frame[f"{p}regime_rule_sharpe"].median()),
+        f"{p}share_agent_ge_hold": float((frame[f"{p}agent_sharpe"] >= hold).mean()),
+        f"{p}share_final_ge_hold": float((frame[f"{p}final_sharpe"] >= hold).mean()),
+        f"{p}share_rule_ge_hold": float((frame[f"{p}regime_rule_sharpe"] >= hold).mean()),
+        f"{p}median_alpha_pp": float((frame[f"{p}agent_total_return_pct"]
+                                      - frame[f"{p}buy_and_hold_total_return_pct"]).median()),
+        f"{p}n_collapsed": int(frame[f"{p}agent_collapsed"].sum()),
+    }
+
+
+def _summary(frame: pd.DataFrame) -> dict[str, float | None]:
+    """:func:`summarize` on the eval and train windows."""
     return {
         "median_agent_sharpe": float(frame["agent_sharpe"].median()),
         "median_rule_sharpe": float(frame["regime_rule_sharpe"].median()),
@@ -284,17 +357,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="with --rescore: each seed's kept checkpoint or its last model")
     parser.add_argument("--average-seeds", default="0,1",
                         help="with --rescore: the seeds whose actions are averaged (one seed: that seed alone)")
+    parser.add_argument("--nested", action="store_true",
+                        help="train and select one window back; score the segment's eval month as held out")
+    parser.add_argument("--eval-hours", type=int, default=None,
+                        help="with --nested: the nested eval window's length (default: the profile's)")
     args = parser.parse_args(argv)
+    if args.eval_hours is not None and not args.nested:
+        parser.error("--eval-hours needs --nested: the walk-forward eval month is the pipeline's own")
     logging.basicConfig(level=logging.WARNING)
 
     pipeline = PipelineConfig.profile(args.profile)
     config = apply_overrides(pipeline.agent, parse_overrides(args.set))
     market, cache = experiment_market(args.data_dir, Path(args.cache))
     all_segments = walk_forward_segments(market.start, market.end, pipeline.windows)
+    nested = pipeline.windows.replace(eval_hours=args.eval_hours or pipeline.windows.eval_hours) if args.nested else None
+    if nested is not None:
+        cache = nested_cache(cache, nested)
     averaged = [int(s) for s in args.average_seeds.split(",")]
     rows = []
     for key in args.segments.split(","):
-        prepared = prepare_segment(market.frame, segment_by_key(all_segments, key), pipeline, cache)
+        segment = experiment_segment(all_segments, key, nested)
+        prepared = prepare_segment(market.frame, segment, pipeline, cache, held_out=nested is not None)
         for seed in (int(s) for s in args.seeds.split(",")):
             if args.rescore:
                 folder = run_dir(cache, args.rescore, key, seed)
@@ -302,6 +385,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                        **rescore_checkpoints(prepared, config, folder, args.checkpoint, averaged)}
             else:
                 row = {"label": args.label, **run_experiment(prepared, config, seed, run_dir(cache, args.label, key, seed))}
+            if nested is not None:
+                row["nested_eval_hours"] = nested.eval_hours
             rows.append(row)
             print(json.dumps(row), flush=True)
             if args.out:

@@ -27,8 +27,11 @@ ArrayLike = np.ndarray | pd.Series | Sequence[float]
 #: ``BacktestConfig.action_bin_width``.
 ACTION_BIN_WIDTH = 0.1
 
-#: Bars of the window the trade floor is stated for: one test quarter (3 months of 720 h).
-TRADE_FLOOR_WINDOW_BARS = 3 * 720
+#: Bars of the window the trade floor is stated for: the longest calendar quarter (92 days).
+#: Test quarters run 2,160 to 2,208 bars, and the floor is rounded up, so stating it for the
+#: longest one keeps every quarter's floor at the issue's 10 trades (a 2,184-bar quarter asked
+#: for 11 when this was 3 × 720); a one-month eval window still needs 4.
+TRADE_FLOOR_WINDOW_BARS = 92 * 24
 
 
 @dataclass(frozen=True)

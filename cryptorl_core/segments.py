@@ -114,20 +114,35 @@ def _quarter_start(ts: pd.Timestamp) -> pd.Timestamp:
 
 def segment_for_quarter(quarter_start: pd.Timestamp, config: WindowConfig) -> Segment:
     """Build the segment whose test window starts at ``quarter_start``."""
-    test_start = quarter_start
     test_end = quarter_start + pd.DateOffset(months=3 * config.test_quarters)
+    return _segment_before(quarter_key(quarter_start), quarter_start, pd.Timestamp(test_end), config)
+
+
+def nested_segment(segment: Segment, config: WindowConfig) -> Segment:
+    """``segment`` one window back, for experiments: its test window is ``segment``'s eval
+    window, and its own eval and train windows (``config``'s lengths and purges) end before that.
+
+    A run on it selects on the nested eval window, so the outer eval month is held out from
+    every choice of that run; the outer test quarter lies after the nested segment's end and is
+    never read.
+    """
+    return _segment_before(segment.key, segment.eval_start, segment.eval_end, config)
+
+
+def _segment_before(key: str, test_start: pd.Timestamp, test_end: pd.Timestamp, config: WindowConfig) -> Segment:
+    """The segment testing on ``[test_start, test_end)``, with eval and train laid out before it."""
     eval_end = test_start - config.purge_hours * HOUR
     eval_start = eval_end - config.eval_hours * HOUR
     train_end = eval_start - config.purge_hours * HOUR
     train_start = train_end - config.train_hours * HOUR
     return Segment(
-        key=quarter_key(test_start),
+        key=key,
         train_start=train_start,
         train_end=train_end,
         eval_start=eval_start,
         eval_end=eval_end,
         test_start=test_start,
-        test_end=pd.Timestamp(test_end),
+        test_end=test_end,
     )
 
 

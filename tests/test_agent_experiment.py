@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+from gymnasium import spaces
 from helpers.backtest import (
     TOKENS,
     hmm_context_frame,
@@ -26,11 +27,18 @@ from cryptorl_core.experiment import (
     PreparedSegment,
     apply_overrides,
     experiment_market,
+    experiment_segment,
+    main,
+    nested_cache,
     parse_overrides,
+    policy_scores,
     quarters_collapsed,
     rescore_checkpoints,
+    segment_frame,
     summarize,
 )
+from cryptorl_core.profiles import PipelineConfig
+from cryptorl_core.segments import WindowConfig, walk_forward_segments
 from cryptorl_core.policy_stats import CollapseRule
 from cryptorl_core.schema import SPLIT_COL
 
@@ -86,8 +94,8 @@ def test_a_data_folder_is_read_and_its_encoders_are_cached_apart(tmp_path: Path)
 class _Constant:
     """A model whose deterministic action is one constant."""
 
-    def __init__(self, action: float) -> None:
-        self.action, self.action_space = action, None
+    def __init__(self, action: float, action_space=None) -> None:
+        self.action, self.action_space = action, action_space
 
     def predict(self, obs, state=None, episode_start=None, deterministic: bool = True):
         return np.full((len(obs["position"]), 1), self.action, dtype=np.float32), None
@@ -104,6 +112,13 @@ def test_mean_action_policy_averages_raw_actions_so_opposite_seeds_cancel_to_fla
     assert agreeing.positions.iloc[-1] == pytest.approx(0.4)
     with pytest.raises(ValueError, match="at least one policy"):
         MeanActionPolicy([])
+
+
+def test_mean_action_policy_refuses_discrete_policies():
+    box = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+    assert MeanActionPolicy([_Constant(0.1, box), _Constant(0.3, box)]).action_space is box
+    with pytest.raises(ValueError, match="policy 1 has a Discrete action space"):
+        MeanActionPolicy([_Constant(0.1, box), _Constant(2.0, spaces.Discrete(5))])
 
 
 def test_rescoring_names_the_checkpoints_it_cannot_find(tmp_path: Path):
@@ -146,3 +161,60 @@ def test_rescoring_scores_saved_seed_checkpoints_alone_and_averaged(tmp_path: Pa
     assert rows[(0,)]["agent_mean_position"] != rows[(1,)]["agent_mean_position"]
     assert rows[(0, 1)]["agent_mean_position"] not in {rows[(0,)]["agent_mean_position"],
                                                        rows[(1,)]["agent_mean_position"]}
+
+
+def _scored_prepared(held_out: bool) -> PreparedSegment:
+    frame = random_walk_frame(seed=7, drift=0.001)
+    test_rows = frame.index[frame[SPLIT_COL] == "test"]
+    frame.loc[test_rows[:200], SPLIT_COL] = "eval"
+    return PreparedSegment(key="2021-Q1", frame=frame, regime=None, context=hmm_context_frame(frame),
+                           encoder_path=Path("unused"), held_out=held_out)
+
+
+def test_test_rows_are_scored_only_as_a_nested_segments_held_out_month():
+    config = AgentConfig.quick().replace(env=EnvConfig(action_gain=1.0))
+    plain = policy_scores(_Constant(0.5), _scored_prepared(held_out=False), config)
+    assert "agent_sharpe" in plain and "train_agent_sharpe" in plain
+    assert not any(k.startswith("heldout_") for k in plain)  # a segment's test quarter is never read
+    prepared = _scored_prepared(held_out=True)
+    nested = policy_scores(_Constant(0.5), prepared, config)
+    direct = run_backtest(_Constant(0.5), prepared.frame, "test", env_config=config.env, w_cost=config.eval_w_cost)
+    assert nested["heldout_agent_sharpe"] == pytest.approx(direct.metrics()["sharpe"])
+    assert nested["heldout_agent_mean_position"] == pytest.approx(float(direct.positions.mean()))
+    assert {k: nested[k] for k in plain} == plain  # the eval and train figures are unchanged
+
+
+def test_summary_of_nested_rows_reads_the_held_out_month():
+    base = {"agent_sharpe": 1.0, "regime_rule_sharpe": 1.0, "buy_and_hold_sharpe": 0.0, "train_agent_sharpe": 1.0,
+            "train_regime_rule_sharpe": 1.0, "train_buy_and_hold_sharpe": 0.0, "agent_n_trades": 4,
+            "train_agent_quarters_collapsed": 0, "train_regime_rule_quarters_collapsed": 0, "agent_collapsed": 0.0}
+    held = [dict(agent_sharpe=2.0, final_sharpe=-1.0, regime_rule_sharpe=1.5, buy_and_hold_sharpe=1.0,
+                 agent_total_return_pct=12.0, buy_and_hold_total_return_pct=4.0, agent_collapsed=0.0),
+            dict(agent_sharpe=0.0, final_sharpe=3.0, regime_rule_sharpe=0.5, buy_and_hold_sharpe=1.0,
+                 agent_total_return_pct=-2.0, buy_and_hold_total_return_pct=4.0, agent_collapsed=1.0)]
+    rows = [{**base, **{f"heldout_{k}": v for k, v in h.items()}} for h in held]
+    s = summarize(rows)
+    assert s["heldout_share_agent_ge_hold"] == 0.5 and s["heldout_share_final_ge_hold"] == 0.5
+    assert s["heldout_share_rule_ge_hold"] == 0.5 and s["heldout_n_collapsed"] == 1
+    assert s["heldout_median_agent_sharpe"] == 1.0 and s["heldout_median_final_sharpe"] == 1.0
+    assert s["heldout_median_alpha_pp"] == pytest.approx(1.0)  # median of +8 and -6
+    assert "heldout_median_agent_sharpe" not in summarize([{**base}])
+
+
+def test_a_nested_frame_holds_the_eval_month_as_test_rows_and_nothing_after(synthetic_market):
+    pipeline = PipelineConfig.quick()
+    segments = walk_forward_segments(synthetic_market.start, synthetic_market.end, pipeline.windows)
+    outer = segments[-1]
+    nested = experiment_segment(segments, outer.key, pipeline.windows)
+    frame = segment_frame(synthetic_market.frame, nested, pipeline)
+    held_out = frame.index[frame[SPLIT_COL] == "test"]
+    assert (held_out.min(), held_out.max()) == (outer.eval_start, outer.eval_end - pd.Timedelta(hours=1))
+    assert frame.index.max() < outer.eval_end  # the outer test quarter is not in the frame
+    assert experiment_segment(segments, outer.key, None) == outer
+    assert nested_cache(Path("c"), WindowConfig(eval_hours=1440)) == Path("c") / "nested-eval1440h"
+
+
+def test_eval_hours_is_refused_without_nested(capsys):
+    with pytest.raises(SystemExit) as err:
+        main(["--eval-hours", "1440"])
+    assert err.value.code == 2 and "--eval-hours needs --nested" in capsys.readouterr().err

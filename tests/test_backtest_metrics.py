@@ -337,7 +337,9 @@ def test_collapse_varied_actions():
     assert CollapseRule(min_trades=3).verdict(stats) == (False, [])
     # The floor is per quarter, scaled to the window: 4 trades pass over one month (720 bars).
     assert CollapseRule().verdict(collapse_stats(np.repeat([0.0, 0.1, 0.2, 0.3, 0.4], 144))) == (False, [])
-    assert [CollapseRule().required_trades(n) for n in (2160, 720, 100, 1)] == [10, 4, 1, 1]
+    # Every calendar quarter (2,160 to 2,208 bars) needs exactly the 10 trades.
+    assert [CollapseRule().required_trades(n) for n in (2208, 2184, 2160, 720, 100, 1)] == [10, 10, 10, 4, 1, 1]
+    assert CollapseRule().required_trades(2209) == 11
     assert CollapseRule.off().required_trades(2160) == 0
 
 

@@ -7,6 +7,7 @@ from cryptorl_core.schema import EVAL, PURGED, TEST, TRAIN, WINDOW
 from cryptorl_core.segments import (
     HOUR,
     WindowConfig,
+    nested_segment,
     segment_by_key,
     segment_slice,
     walk_forward_segments,
@@ -87,3 +88,16 @@ def test_segment_slice_spans_warmup_to_test_end_and_names_a_short_frame():
     assert sliced.index[0] == seg.train_start - cfg.warmup_hours * HOUR and sliced.index[-1] == seg.test_end - HOUR
     with pytest.raises(ValueError, match=f"segment {seg.key}: market data from demo covers"):
         segment_slice(frame.drop(frame.index[cfg.warmup_hours + 5]), seg, cfg.warmup_hours, "demo")
+
+
+@pytest.mark.parametrize("eval_hours", [720, 1440])
+def test_a_nested_segment_tests_on_the_outer_eval_month_and_ends_before_the_test_quarter(eval_hours: int):
+    outer = walk_forward_segments(pd.Timestamp("2019-01-01", tz=UTC), pd.Timestamp("2025-12-31 23:00", tz=UTC))[5]
+    cfg = WindowConfig(eval_hours=eval_hours)
+    inner = nested_segment(outer, cfg)
+    assert inner.key == outer.key
+    assert (inner.test_start, inner.test_end) == (outer.eval_start, outer.eval_end)
+    assert inner.hours("train") == 8640 and inner.hours("eval") == eval_hours
+    assert (inner.eval_start - inner.train_end) / HOUR == (inner.test_start - inner.eval_end) / HOUR == WINDOW
+    # Train and select wholly before the held-out month; the outer test quarter is past the end.
+    assert inner.eval_end < outer.eval_start and inner.end == outer.eval_end < outer.test_start

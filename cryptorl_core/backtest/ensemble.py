@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from gymnasium import spaces
 
 from cryptorl_core.backtest.runner import PredictsActions
 
@@ -21,12 +22,18 @@ class MeanActionPolicy:
     Raw actions are averaged before the env maps them to a position (gain, clip, sizing), so
     two seeds that disagree in sign cancel towards flat.
 
-    :param policies: continuous-action policies of the same action space.
+    :param policies: continuous-action policies of the same action space. A discrete policy
+        (DQN's grid index) is refused: the mean of two indices is no action of either.
     """
 
     def __init__(self, policies: Sequence[PredictsActions]) -> None:
         if not policies:
             raise ValueError("a mean-action policy needs at least one policy")
+        for index, policy in enumerate(policies):
+            space = getattr(policy, "action_space", None)
+            if space is not None and not isinstance(space, spaces.Box):
+                raise ValueError(f"policy {index} has a {type(space).__name__} action space; "
+                                 "only continuous (Box) actions can be averaged")
         self.policies = list(policies)
         self.action_space = getattr(self.policies[0], "action_space", None)
 
