@@ -1,5 +1,6 @@
-"""The experiment harness: command-line overrides reach the agent and env configurations, and
-saved checkpoints are scored again, one seed's or the mean action of several."""
+"""The experiment harness: command-line overrides reach the agent and env configurations,
+saved checkpoints are scored again, one seed's or the mean action of several, and a nested
+segment's held-out month is scored while a segment's test quarter never is."""
 
 from __future__ import annotations
 
@@ -37,10 +38,10 @@ from cryptorl_core.experiment import (
     segment_frame,
     summarize,
 )
-from cryptorl_core.profiles import PipelineConfig
-from cryptorl_core.segments import WindowConfig, walk_forward_segments
 from cryptorl_core.policy_stats import CollapseRule
+from cryptorl_core.profiles import PipelineConfig
 from cryptorl_core.schema import SPLIT_COL
+from cryptorl_core.segments import WindowConfig, walk_forward_segments
 
 
 def test_overrides_parse_literals_and_set_agent_and_env_fields():
