@@ -152,8 +152,9 @@ def experiment_segment(segments: list[Segment], key: str, nested: WindowConfig |
 
 
 def nested_cache(cache: Path, windows: WindowConfig) -> Path:
-    """Where a nested run's encoders are cached: apart from the walk-forward segments' own, and
-    per eval length, since the nested train window ends earlier the longer the eval window."""
+    """Where a nested run's encoders and run folders are kept (so ``--rescore`` of a nested
+    label needs ``--nested`` too): apart from the walk-forward segments' own, and per eval
+    length, since the nested train window ends earlier the longer the eval window."""
     return cache / f"nested-eval{windows.eval_hours}h"
 
 
