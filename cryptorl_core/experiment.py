@@ -252,13 +252,14 @@ def run_experiment(prepared: PreparedSegment, config: AgentConfig, seed: int, fo
     market = prepared.market(config)
     result = train_policy(prepared.frame, market, config, out_dir=folder, device="cpu", seed=seed)
     row: dict[str, Any] = {"segment": prepared.key, "seed": seed, **policy_scores(result.model, prepared, config)}
-    # The last model, never selected on eval: its eval score is an unbiased out-of-sample estimate.
-    final = load_policy(result.final_model_path, market, algo=config.algo, device="cpu")
-    for split, prefix in prepared.scored_splits:
-        if split != TRAIN:
-            last = run_backtest(final, prepared.frame, split, env_config=config.env, w_cost=config.eval_w_cost)
-            row.update({f"{prefix}final_{k}": v for k, v in eval_scores(last.metrics()).items()})
-    row.update(best_step=result.best_step,
+    # The kept seed's last model, never selected on eval (an unbiased eval score), and its best
+    # eval checkpoint (the kept model unless keep_last_live), on every window but train.
+    best_file = seed_run_dir(folder, result.seed) / BEST_MODEL_FILE
+    for name, path in (("final", result.final_model_path), ("best", best_file)):
+        if path.is_file():
+            row.update(model_scores(load_policy(path, market, algo=config.algo, device="cpu"), name, prepared, config))
+    row.update(best_step=result.best_step, kept_last=result.kept_last,
+               final_live=result.extra["last_model"]["live"],
                collapsed=result.collapsed, eval_reward=result.eval_stats.reward,
                seconds=round(time.perf_counter() - t0, 1))
     return row
@@ -275,6 +276,17 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
         except (ValueError, SyntaxError):
             out[key.strip()] = text
     return out
+
+
+def model_scores(policy: PredictsActions, name: str, prepared: PreparedSegment, config: AgentConfig) -> dict[str, float]:
+    """:func:`strategy_scores` of one more of a run's models, keyed ``<prefix><name>_``, on every
+    scored window but train (the eval window, and a nested segment's held-out month)."""
+    row: dict[str, float] = {}
+    for split, prefix in prepared.scored_splits:
+        if split != TRAIN:
+            run = run_backtest(policy, prepared.frame, split, env_config=config.env, w_cost=config.eval_w_cost)
+            row.update({f"{prefix}{name}_{k}": v for k, v in strategy_scores(run, config.collapse).items()})
+    return row
 
 
 def apply_overrides(config: AgentConfig, overrides: dict[str, Any]) -> AgentConfig:
@@ -300,17 +312,20 @@ def summarize_held_out(frame: pd.DataFrame) -> dict[str, float]:
     if f"{p}agent_sharpe" not in frame:
         return {}
     hold = frame[f"{p}buy_and_hold_sharpe"]
-    return {
-        f"{p}median_agent_sharpe": float(frame[f"{p}agent_sharpe"].median()),
-        f"{p}median_final_sharpe": float(frame[f"{p}final_sharpe"].median()),
-        f"{p}median_rule_sharpe": float(frame[f"{p}regime_rule_sharpe"].median()),
-        f"{p}share_agent_ge_hold": float((frame[f"{p}agent_sharpe"] >= hold).mean()),
-        f"{p}share_final_ge_hold": float((frame[f"{p}final_sharpe"] >= hold).mean()),
-        f"{p}share_rule_ge_hold": float((frame[f"{p}regime_rule_sharpe"] >= hold).mean()),
-        f"{p}median_alpha_pp": float((frame[f"{p}agent_total_return_pct"]
-                                      - frame[f"{p}buy_and_hold_total_return_pct"]).median()),
-        f"{p}n_collapsed": int(frame[f"{p}agent_collapsed"].sum()),
-    }
+    out = {f"{p}median_rule_sharpe": float(frame[f"{p}regime_rule_sharpe"].median()),
+           f"{p}share_rule_ge_hold": float((frame[f"{p}regime_rule_sharpe"] >= hold).mean())}
+    # The kept policy, and the kept seed's last model and best eval checkpoint where scored.
+    for name in ("agent", "final", "best"):
+        if f"{p}{name}_sharpe" not in frame:
+            continue
+        tag = "" if name == "agent" else f"{name}_"
+        out[f"{p}median_{name}_sharpe"] = float(frame[f"{p}{name}_sharpe"].median())
+        out[f"{p}share_{name}_ge_hold"] = float((frame[f"{p}{name}_sharpe"] >= hold).mean())
+        out[f"{p}median_{tag}alpha_pp"] = float((frame[f"{p}{name}_total_return_pct"]
+                                                 - frame[f"{p}buy_and_hold_total_return_pct"]).median())
+        if f"{p}{name}_collapsed" in frame:
+            out[f"{p}n_{tag}collapsed"] = int(frame[f"{p}{name}_collapsed"].sum())
+    return out
 
 
 def _summary(frame: pd.DataFrame) -> dict[str, float | None]:

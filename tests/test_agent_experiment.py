@@ -190,15 +190,20 @@ def test_summary_of_nested_rows_reads_the_held_out_month():
             "train_regime_rule_sharpe": 1.0, "train_buy_and_hold_sharpe": 0.0, "agent_n_trades": 4,
             "train_agent_quarters_collapsed": 0, "train_regime_rule_quarters_collapsed": 0, "agent_collapsed": 0.0}
     held = [dict(agent_sharpe=2.0, final_sharpe=-1.0, regime_rule_sharpe=1.5, buy_and_hold_sharpe=1.0,
-                 agent_total_return_pct=12.0, buy_and_hold_total_return_pct=4.0, agent_collapsed=0.0),
+                 agent_total_return_pct=12.0, buy_and_hold_total_return_pct=4.0, agent_collapsed=0.0,
+                 final_total_return_pct=-3.0, final_collapsed=1.0),
             dict(agent_sharpe=0.0, final_sharpe=3.0, regime_rule_sharpe=0.5, buy_and_hold_sharpe=1.0,
-                 agent_total_return_pct=-2.0, buy_and_hold_total_return_pct=4.0, agent_collapsed=1.0)]
+                 agent_total_return_pct=-2.0, buy_and_hold_total_return_pct=4.0, agent_collapsed=1.0,
+                 final_total_return_pct=9.0, final_collapsed=1.0)]
     rows = [{**base, **{f"heldout_{k}": v for k, v in h.items()}} for h in held]
     s = summarize(rows)
     assert s["heldout_share_agent_ge_hold"] == 0.5 and s["heldout_share_final_ge_hold"] == 0.5
     assert s["heldout_share_rule_ge_hold"] == 0.5 and s["heldout_n_collapsed"] == 1
     assert s["heldout_median_agent_sharpe"] == 1.0 and s["heldout_median_final_sharpe"] == 1.0
     assert s["heldout_median_alpha_pp"] == pytest.approx(1.0)  # median of +8 and -6
+    assert s["heldout_median_final_alpha_pp"] == pytest.approx(-1.0)  # median of -7 and +5
+    assert s["heldout_n_final_collapsed"] == 2
+    assert "heldout_median_best_sharpe" not in s  # no best-checkpoint scores in these rows
     assert "heldout_median_agent_sharpe" not in summarize([{**base}])
 
 

@@ -164,6 +164,10 @@ class AgentConfig(ConfigBase):
         weights are still ramping, and the best eval reward of a one-month window is easily won
         by a barely trained checkpoint (8 of backfill 8's 23 kept policies came from the first
         20 % of training). Off: any evaluation may be kept (the seed's).
+    :param keep_last_live: each seed keeps its last model, the end of training, never selected
+        on eval, when it is live (``collapse``, eval window or train probe); its best eval
+        checkpoint only when the last model is collapsed. Off: the best eval checkpoint (the
+        seed's). The seed is still chosen on the eval window, among the kept models.
     :param n_seeds: agents trained per segment (seeds ``seed .. seed + n_seeds - 1``); the one
         with the best eval reward among the live ones (``collapse``) is kept.
     :param seed_workers: processes that train those seeds at once (spawned, each on
@@ -246,6 +250,7 @@ class AgentConfig(ConfigBase):
     collapse: CollapseRule = field(default_factory=CollapseRule)
     prefer_live_on_eval: bool = False
     select_after_discipline: bool = False
+    keep_last_live: bool = False
     n_seeds: int = 1
     seed_workers: int = 1
     collapse_retries: int = 2

@@ -129,6 +129,8 @@ class PolicyTrainResult:
     :param device: device trained on.
     :param seed: the seed.
     :param fingerprint: hash of configuration and data (decides resuming).
+    :param kept_last: the kept model is the last one of training (``keep_last_live`` and live,
+        or no evaluation ever kept a checkpoint), not the best eval checkpoint.
     """
 
     model: BaseAlgorithm
@@ -150,6 +152,7 @@ class PolicyTrainResult:
     device: str
     seed: int
     fingerprint: str
+    kept_last: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -159,7 +162,9 @@ class PolicyTrainResult:
     @property
     def kept_checkpoint(self) -> str:
         """Which model was published as the policy."""
-        return f"best eval at step {self.best_step}" if self.best_step >= 0 else "final model (no evaluation)"
+        if self.best_step < 0:
+            return "final model (no evaluation)"
+        return f"last model at step {self.num_timesteps}" if self.kept_last else f"best eval at step {self.best_step}"
 
     def metrics(self) -> dict[str, Any]:
         """Scalars for metadata and ``config.json``."""
@@ -172,6 +177,7 @@ class PolicyTrainResult:
             "overfit_warned_at": self.overfit_warned_at, "collapsed": self.collapsed,
             "collapse_rule": self.config.collapse.as_dict(),
             "device": self.device, "seed": self.seed, "fingerprint": self.fingerprint,
+            "kept_last": self.kept_last, "last_model": self.extra.get("last_model", {}),
             "seed_runs": self.extra.get("seed_runs", []),
             **{f"eval_{k}": v for k, v in self.eval_stats.summary().items()},
         }
@@ -341,7 +347,9 @@ def run_fingerprint(config: AgentConfig, market: MarketTensors, frame: pd.DataFr
 
     # One seed's training does not depend on how many seeds run, nor where: a run interrupted
     # in a seed worker resumes when re-run in this process, and the other way round.
-    one_run = config.replace(n_seeds=1, seed_workers=1, collapse_retries=0, fail_on_collapse=True)
+    # Nor does it depend on which of its models is kept at the end (keep_last_live).
+    one_run = config.replace(n_seeds=1, seed_workers=1, collapse_retries=0, fail_on_collapse=True,
+                             keep_last_live=False)
     h = hashlib.sha256(f"{one_run.fingerprint()}|{seed}|{market.mode}|{market.tokens}".encode())
     h.update(frame[[PRICE_OPEN_COL, PRICE_CLOSE_COL]].to_numpy().tobytes())
     h.update(market.context.detach().cpu().numpy().tobytes())
@@ -427,7 +435,8 @@ def train_policy(
                                               r.eval_stats.reward))
     chosen.extra["seed_runs"] = [{"seed": r.seed, "eval_reward": r.eval_stats.reward, "collapsed": r.collapsed,
                                   "best_step": r.best_step, "eval_trades": r.eval_stats.n_trades,
-                                  "eval_modal_share": r.eval_stats.modal_share,
+                                  "eval_modal_share": r.eval_stats.modal_share, "kept_last": r.kept_last,
+                                  "last_model_live": r.extra["last_model"]["live"],
                                   "resumed_from_step": r.start_timesteps} for r in runs]
     return publish_run(chosen, out)
 
@@ -587,17 +596,25 @@ def train_one_seed(
     # Final files: the last model, the best one (or the last if never evaluated), the config.
     final_path = out / FINAL_MODEL_FILE
     model.save(final_path)
+    # The last model is never selected on eval; it is the one kept under keep_last_live, if live.
+    final_eval = rollout_policy(model, eval_env, True, config.env.reward_scale)
+    final_probe = rollout_policy(model, probe_env, True, config.env.reward_scale, seed + 1)
+    final_live = is_live(final_eval, final_probe, config.collapse)
+    kept_last = (config.keep_last_live and final_live) or not best_path.exists()
     model_path = out / policy_filename(config.algo)
-    shutil.copyfile(best_path if best_path.exists() else final_path, model_path)
+    shutil.copyfile(final_path if kept_last else best_path, model_path)
     best = load_policy(model_path, market, algo=config.algo, device=dev)
-    eval_stats = rollout_policy(best, eval_env, True, config.env.reward_scale)
-    probe_stats = rollout_policy(best, probe_env, True, config.env.reward_scale, seed + 1)
+    if kept_last:
+        eval_stats, probe_stats = final_eval, final_probe
+    else:
+        eval_stats = rollout_policy(best, eval_env, True, config.env.reward_scale)
+        probe_stats = rollout_policy(best, probe_env, True, config.env.reward_scale, seed + 1)
     collapsed = not is_live(eval_stats, probe_stats, config.collapse)
     done = time.perf_counter() - t0
     result = PolicyTrainResult(
         model=best, config=config, model_path=model_path, final_model_path=final_path,
         config_path=out / CONFIG_FILE, evals=evaluator.history, curves=metrics.history,
-        eval_stats=eval_stats, best_step=evaluator.best_step if best_path.exists() else -1,
+        eval_stats=eval_stats, best_step=evaluator.best_step if best_path.exists() else -1, kept_last=kept_last,
         stopped_early=early_stop.stopped, num_timesteps=int(model.num_timesteps),
         start_timesteps=start_timesteps, train_seconds=train_seconds,
         env_steps_per_s=(model.num_timesteps - start_timesteps) / max(train_seconds, 1e-9),
@@ -610,6 +627,8 @@ def train_one_seed(
     (out / HISTORY_FILE).write_text(json.dumps({"evals": result.evals, "curves": result.curves}, default=float))
     if ckpt_dir is not None:
         mark_done(ckpt_dir, {"fingerprint": fingerprint, "num_timesteps": result.num_timesteps})
+    result.extra["last_model"] = {"live": final_live, "eval_reward": final_eval.reward,
+                                  "eval_trades": final_eval.n_trades, "eval_modal_share": final_eval.modal_share}
     result.extra["train_probe"] = {"action_std": probe_stats.action_std, "n_trades": probe_stats.n_trades,
                                    "modal_share": probe_stats.modal_share}
     result.extra["collapse"] = {"eval": collapse_reasons(eval_stats, config.collapse),
