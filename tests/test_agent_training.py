@@ -78,7 +78,8 @@ def test_short_run_writes_outputs_and_logs(tmp_path, segment_frame, context, mar
                        device="cpu", tensorboard_dir=tmp_path / "tb")
     assert res.num_timesteps == 480 and res.start_timesteps == 0
     assert res.model_path.name == "tqc.zip" and res.model_path.exists() and res.final_model_path.exists()
-    assert len(res.evals) == 2 and res.best_step in (240, 480) and res.kept_checkpoint.startswith("best eval")
+    # The profile keeps the last model when it is live (keep_last_live), as here with the rule off.
+    assert len(res.evals) == 2 and res.best_step in (240, 480) and res.kept_checkpoint == "last model at step 480"
     saved = json.loads(res.config_path.read_text())
     assert AgentConfig.from_dict(saved["config"]) == cfg and saved["metrics"]["seed"] == 0
     assert res.curves and {"action_std", "action_entropy_bits", "ent_coef", "log_std"} <= set(res.curves[0])
@@ -89,6 +90,33 @@ def test_short_run_writes_outputs_and_logs(tmp_path, segment_frame, context, mar
     obs = {"market": np.array([[5000.0]], np.float32), "position": np.zeros((1, 1), np.float32),
            "w_cost": np.full((1, 1), 0.5, np.float32)}
     np.testing.assert_allclose(again.predict(obs, deterministic=True)[0], res.model.predict(obs, deterministic=True)[0])
+
+
+def _same_weights(a, b) -> bool:
+    sa, sb = a.policy.state_dict(), b.policy.state_dict()
+    return all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_keep_last_live_keeps_the_last_model_and_falls_back_to_the_best_when_it_is_dead(
+        tmp_path, segment_frame, market, monkeypatch):
+    from cryptorl_core.agent import train as train_module
+
+    cfg = tiny_config(collapse=CollapseRule.off(), eval_freq=80, patience=100, min_evals=100, keep_last_live=False)
+    best = train_policy(segment_frame, market, cfg, tmp_path / "best", device="cpu")
+    last = train_policy(segment_frame, market, cfg.replace(keep_last_live=True), tmp_path / "last", device="cpu")
+    final = load_policy(last.final_model_path, market, algo="tqc", device="cpu")
+    assert best.best_step < 480 and not best.kept_last  # an early checkpoint won on eval ...
+    assert last.kept_last and last.kept_checkpoint == "last model at step 480" and _same_weights(last.model, final)
+    assert not _same_weights(best.model, final)  # ... which keep_last_live does not keep
+    assert last.fingerprint == best.fingerprint  # the same training either way
+    saved = json.loads(last.config_path.read_text())["metrics"]
+    assert saved["kept_last"] and saved["last_model"]["live"] and saved["seed_runs"][0]["last_model_live"]
+    # A collapsed last model is never kept: its first liveness check (the last model's) fails.
+    verdicts = iter([False])
+    monkeypatch.setattr(train_module, "is_live", lambda *a: next(verdicts, True))
+    dead = train_policy(segment_frame, market, cfg.replace(keep_last_live=True), tmp_path / "dead", device="cpu")
+    assert not dead.kept_last and dead.best_step == best.best_step and _same_weights(dead.model, best.model)
+    assert not json.loads(dead.config_path.read_text())["metrics"]["last_model"]["live"]
 
 
 @pytest.mark.parametrize("algo", ["sac", "ppo"])

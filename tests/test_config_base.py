@@ -18,10 +18,9 @@ from cryptorl_core.profiles import PipelineConfig
 from cryptorl_core.regime.config import HMMConfig
 
 #: Fingerprints of the profiles: the encoder's from before the shared base class (its checkpoints
-#: still resume); the agent's since the trade floor was stated for the longest quarter (the
-#: collapse rule is part of the agent's config, so a run from before it starts afresh rather
-#: than resume).
-PINNED = {"agent_quick": "10f798422a46127f", "agent_full": "c9f90c254b487480", "mae_full": "9032264de52b0df6"}
+#: still resume); the agent's since ``keep_last_live`` (every field is in the fingerprint, so a
+#: stored run from before it starts afresh rather than resume).
+PINNED = {"agent_quick": "45c650baff37c147", "agent_full": "17ee772dc0932a06", "mae_full": "9032264de52b0df6"}
 
 
 def _json(payload: dict) -> dict:

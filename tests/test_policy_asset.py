@@ -140,7 +140,8 @@ def test_tqc_policy_materializes_and_resumes(dagster_resources, latest_key, tmp_
     resumed = {r["seed"]: r["resumed_from_step"] for r in saved["metrics"]["seed_runs"]}
     assert 100 <= resumed[0] < 320 and resumed[1] == 0  # seed 0 continued from the SIGTERM checkpoint
     assert meta["resumed_from_step"].value == resumed[meta["seed"].value]
-    assert meta["selection"].value.startswith("checkpoints live on the eval window first")  # the quick profile's rule
+    assert meta["selection"].value.startswith("each seed's last model when it is live, else its checkpoint by this "
+                                              "rule: checkpoints live on the eval window first")  # the quick profile's rule
     assert "(the end of Discipline)" in meta["selection"].value
     assert meta["training_curves"].value.startswith("![training curves](data:image/png;base64,")
     assert "kept_checkpoint" in meta and "stopped_early" in meta and "evaluations" in meta

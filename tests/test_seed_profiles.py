@@ -79,7 +79,8 @@ def test_full_is_seed001_with_the_listed_departures_only() -> None:
                                           sizing=PROFILE_SIZING)
     assert full == seed.replace(env=project_env, **FULL_DEPARTURES_FROM_SEED)
     assert FULL_DEPARTURES_FROM_SEED == {"embedding": False, "top_quantiles_to_drop_per_net": 0,
-                                         "prefer_live_on_eval": True, "select_after_discipline": True}
+                                         "prefer_live_on_eval": True, "select_after_discipline": True,
+                                         "keep_last_live": True}
     assert full.env == EnvConfig.full() and EnvConfig.full().action_gain == 1.5
     assert EnvConfig.full().risk_aversion == 4.0 and EnvConfig.seed().risk_aversion == 1.0
     assert EnvConfig.full().sizing == EnvConfig.quick().sizing == "vol_scaled" and EnvConfig.seed().sizing == "agent"

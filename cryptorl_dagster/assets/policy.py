@@ -136,6 +136,8 @@ def _metadata(result: PolicyTrainResult, artifact: PolicyArtifact, png: bytes, d
             "best eval reward among checkpoints live on the eval window or the train probe")
     if result.config.select_after_discipline:
         rule += f"; none from before step {result.config.select_from_step:,} (the end of Discipline)"
+    if result.config.keep_last_live:
+        rule = f"each seed's last model when it is live, else its checkpoint by this rule: {rule}"
     meta["selection"] = f"{rule}; over {len(runs) or 1} seed(s); kept seed {result.seed}, {result.kept_checkpoint}"
     return meta
 
