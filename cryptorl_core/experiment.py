@@ -240,13 +240,14 @@ def rescore_checkpoints(prepared: PreparedSegment, config: AgentConfig, folder: 
 
 
 def run_experiment(prepared: PreparedSegment, config: AgentConfig, seed: int, folder: Path) -> dict[str, Any]:
-    """Train one agent; score its selected policy on the eval and train windows, and its last
-    (never selected) model on the eval window.
+    """Train one agent; score its kept policy on the eval and train windows, and the kept
+    seed's last (never selected) model and best eval checkpoint on the eval window.
 
     :param folder: the run's folder (:func:`run_dir`); each seed's run is under ``folder/seeds``.
     :return: one flat row: segment, seed, the agent's and the baselines' eval and train scores
-        (``train_`` prefix), the last model's eval scores (``final_`` prefix), the training
-        summary (best step, collapsed, seconds).
+        (``train_`` prefix), the last model's and the best checkpoint's eval scores (``final_``,
+        ``best_``), the training summary (best step, whether the last model was kept and was
+        live, collapsed, seconds). A nested segment adds the same on its held-out month.
     """
     t0 = time.perf_counter()
     market = prepared.market(config)
