@@ -93,6 +93,7 @@ def test_short_run_writes_outputs_and_logs(tmp_path, segment_frame, context, mar
 
 
 def _same_weights(a, b) -> bool:
+    """Whether two models' policies hold the same weights, tensor by tensor."""
     sa, sb = a.policy.state_dict(), b.policy.state_dict()
     return all(torch.equal(sa[k], sb[k]) for k in sa)
 
@@ -162,9 +163,8 @@ def test_same_seed_gives_the_same_policy(tmp_path, segment_frame, context, marke
     a = train_policy(segment_frame, market, cfg, tmp_path / "a", device="cpu", seed=3)
     b = train_policy(segment_frame, market, cfg, tmp_path / "b", device="cpu", seed=3)
     c = train_policy(segment_frame, market, cfg, tmp_path / "c", device="cpu", seed=4)
-    pa, pb, pc = (m.model.policy.state_dict() for m in (a, b, c))
-    assert all(torch.equal(pa[k], pb[k]) for k in pa)
-    assert not all(torch.equal(pa[k], pc[k]) for k in pa)
+    assert _same_weights(a.model, b.model)
+    assert not _same_weights(a.model, c.model)
     assert a.eval_stats.actions == b.eval_stats.actions
 
 
@@ -194,8 +194,7 @@ def test_seed_workers_train_the_same_policies_as_one_process(tmp_path, segment_f
     alone = train_policy(segment_frame, market, cfg, tmp_path / "alone", device="cpu")
     workers = train_policy(segment_frame, market, cfg.replace(seed_workers=2), tmp_path / "workers", device="cpu")
     assert workers.extra["seed_runs"] == alone.extra["seed_runs"] and workers.seed == alone.seed
-    pa, pw = alone.model.policy.state_dict(), workers.model.policy.state_dict()
-    assert all(torch.equal(pa[k], pw[k]) for k in pa)
+    assert _same_weights(alone.model, workers.model)
     # the kept model came back loaded, market attached: it acts here as the one trained here
     env_cfg = cfg.env.with_overrides(n_envs=1)
     a, w = (rollout_policy(m, BatchCryptoEnv.from_segment_frame(segment_frame, "eval", env_cfg, mode="sequential"),
