@@ -14,7 +14,8 @@ From a shell (the command each row of ``docs/EXPERIMENTS.md`` names)::
 
 ``--rescore LABEL`` trains nothing: it scores experiment ``LABEL``'s saved checkpoints again,
 each seed's kept one (``--checkpoint best_model``) or its last (``final_model``), with the
-actions of ``--average-seeds`` averaged (:func:`rescore_checkpoints`)::
+actions of ``--average-seeds`` averaged, or the run's published policy (``kept``)
+(:func:`rescore_checkpoints`)::
 
     python -m cryptorl_core.experiment --segments 2021-Q1,2023-Q3 --rescore ownsel \\
         --checkpoint final_model --average-seeds 0,1 --label ownsel_mean_final
@@ -47,13 +48,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from cryptorl_core.agent.config import AgentConfig
 from cryptorl_core.agent.loading import load_policy
 from cryptorl_core.agent.market_tensors import MarketTensors
 from cryptorl_core.agent.resume import BEST_MODEL_FILE
-from cryptorl_core.agent.train import FINAL_MODEL_FILE, seed_run_dir, segment_market, train_policy
+from cryptorl_core.agent.train import (
+    FINAL_MODEL_FILE,
+    policy_filename,
+    seed_run_dir,
+    segment_market,
+    train_policy,
+)
 from cryptorl_core.backtest.baselines import buy_and_hold
 from cryptorl_core.backtest.ensemble import MeanActionPolicy
 from cryptorl_core.backtest.regime_baselines import regime_rule_positions
@@ -67,7 +75,7 @@ from cryptorl_core.features.pipeline import build_segment_frame
 from cryptorl_core.policy_stats import CollapseRule, collapse_stats
 from cryptorl_core.profiles import PipelineConfig
 from cryptorl_core.regime.model import RegimeModel, fit_regime_model
-from cryptorl_core.schema import EVAL, PRICE_CLOSE_COL, TEST, TRAIN
+from cryptorl_core.schema import EVAL, PRICE_CLOSE_COL, REGIME_NAMES, TEST, TRAIN, TRUE_REGIME_COL
 from cryptorl_core.segments import (
     Segment,
     WindowConfig,
@@ -85,6 +93,12 @@ SCORE_KEYS = ("sharpe", "total_return_pct", "n_trades")
 HELD_OUT_PREFIX = "heldout_"
 #: The saved models of each seed run that ``--rescore`` reads, by ``--checkpoint`` name.
 CHECKPOINT_FILES = {"best_model": BEST_MODEL_FILE, "final_model": FINAL_MODEL_FILE}
+
+#: ``--checkpoint`` of the run's published policy (the chosen seed's kept model, in the run folder).
+KEPT = "kept"
+
+#: A decision at least this far from flat counts as holding a position (:func:`regime_exposure`).
+HELD_POSITION = 0.5
 
 
 @dataclass
@@ -213,6 +227,39 @@ def policy_scores(policy: PredictsActions, prepared: PreparedSegment, config: Ag
         # Under-sizing shows as a small mean |position| beside a Sharpe close to the rule's.
         row[f"{prefix}agent_mean_position"] = float(agent.positions.mean())
         row[f"{prefix}agent_mean_abs_position"] = float(abs(agent.positions).mean())
+        if split == TRAIN and TRUE_REGIME_COL in prepared.frame:
+            row.update(regime_exposure_scores(agent, prepared))
+    return row
+
+
+def regime_exposure(decisions: np.ndarray, true_regime: np.ndarray) -> dict[str, float]:
+    """Per true regime of the synthetic market (:data:`~cryptorl_core.schema.REGIME_NAMES`):
+    the mean decision (``<regime>_mean``) and the share of bars held at ``|decision| >=``
+    :data:`HELD_POSITION` (``<regime>_held``); NaN for a regime absent from the window.
+
+    Why: the regime rule goes flat in the driftless range regime; a policy that holds a position
+    there has learned a drift its train window happened to show, and holds one position through
+    bull-and-range stretches (the collapse rule's verdict).
+    """
+    out: dict[str, float] = {}
+    for code, name in enumerate(REGIME_NAMES):
+        d = decisions[true_regime == code]
+        out[f"{name}_mean"] = float(d.mean()) if d.size else float("nan")
+        out[f"{name}_held"] = float((np.abs(d) >= HELD_POSITION).mean()) if d.size else float("nan")
+    return out
+
+
+def regime_exposure_scores(agent: BacktestRun, prepared: PreparedSegment) -> dict[str, float]:
+    """:func:`regime_exposure` of the agent's own targets (its decisions, under a sizing overlay)
+    and of the regime rule's targets on the train window, keyed ``train_agent_<regime>_*`` and
+    ``train_regime_rule_<regime>_*``. Synthetic data only: it reads the true regime, which no
+    policy or rule ever sees."""
+    rows = agent.steps["action"].dropna().index
+    regime = prepared.frame.loc[rows, TRUE_REGIME_COL].to_numpy()
+    own = agent.own_targets if agent.own_targets is not None else agent.actions
+    rule = regime_rule_positions(prepared.context)[prepared.frame.index.get_indexer(rows)]
+    row = {f"train_agent_{k}": v for k, v in regime_exposure(np.asarray(own), regime).items()}
+    row.update({f"train_regime_rule_{k}": v for k, v in regime_exposure(rule, regime).items()})
     return row
 
 
@@ -225,11 +272,15 @@ def rescore_checkpoints(prepared: PreparedSegment, config: AgentConfig, folder: 
     :param config: the run's agent configuration (env, costs, collapse rule).
     :param folder: the run's folder (:func:`run_dir`).
     :param checkpoint: ``best_model`` (each seed's kept checkpoint) or ``final_model`` (its last,
-        never selected on eval: an unbiased eval score); :data:`CHECKPOINT_FILES`.
+        never selected on eval: an unbiased eval score), :data:`CHECKPOINT_FILES`; or
+        :data:`KEPT`, the run's published policy (``seeds`` unused).
     :param seeds: the seeds under ``folder/seeds`` whose actions are averaged.
     :return: one row with :func:`policy_scores`' keys.
     """
-    paths = [seed_run_dir(folder, s) / CHECKPOINT_FILES[checkpoint] for s in seeds]
+    if checkpoint == KEPT:
+        paths = [folder / policy_filename(config.algo)]
+    else:
+        paths = [seed_run_dir(folder, s) / CHECKPOINT_FILES[checkpoint] for s in seeds]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"no saved checkpoint to re-score: {', '.join(missing)}")
@@ -237,6 +288,18 @@ def rescore_checkpoints(prepared: PreparedSegment, config: AgentConfig, folder: 
     policy = MeanActionPolicy([load_policy(p, market, algo=config.algo, device="cpu") for p in paths])
     return {"segment": prepared.key, "checkpoint": checkpoint, "seeds": list(seeds),
             **policy_scores(policy, prepared, config)}
+
+
+def rescore_or_skip(prepared: PreparedSegment, config: AgentConfig, folder: Path, checkpoint: str,
+                    seeds: Sequence[int]) -> dict[str, Any] | None:
+    """:func:`rescore_checkpoints`, or None, with a warning naming the missing files, when a seed
+    saved no such checkpoint: a seed that never kept a live policy has no ``best_model``, and
+    one such segment should not end a re-scoring of many."""
+    try:
+        return rescore_checkpoints(prepared, config, folder, checkpoint, seeds)
+    except FileNotFoundError as err:
+        logger.warning("skipping segment %s: %s", prepared.key, err)
+        return None
 
 
 def run_experiment(prepared: PreparedSegment, config: AgentConfig, seed: int, folder: Path) -> dict[str, Any]:
@@ -370,8 +433,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data-dir", default="", help="folder of market files (default: the synthetic market)")
     parser.add_argument("--rescore", default="", metavar="LABEL",
                         help="train nothing: score the saved checkpoints of experiment LABEL again")
-    parser.add_argument("--checkpoint", default="best_model", choices=tuple(CHECKPOINT_FILES),
-                        help="with --rescore: each seed's kept checkpoint or its last model")
+    parser.add_argument("--checkpoint", default="best_model", choices=(*CHECKPOINT_FILES, KEPT),
+                        help="with --rescore: each seed's best eval checkpoint or its last model, "
+                             "or the run's published policy (kept)")
     parser.add_argument("--average-seeds", default="0,1",
                         help="with --rescore: the seeds whose actions are averaged (one seed: that seed alone)")
     parser.add_argument("--nested", action="store_true",
@@ -391,15 +455,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if nested is not None:
         cache = nested_cache(cache, nested)
     averaged = [int(s) for s in args.average_seeds.split(",")]
-    rows = []
+    rows: list[dict[str, Any]] = []
+    skipped: list[str] = []
     for key in args.segments.split(","):
         segment = experiment_segment(all_segments, key, nested)
         prepared = prepare_segment(market.frame, segment, pipeline, cache, held_out=nested is not None)
         for seed in (int(s) for s in args.seeds.split(",")):
             if args.rescore:
-                folder = run_dir(cache, args.rescore, key, seed)
-                row = {"label": args.label, "seed": seed,
-                       **rescore_checkpoints(prepared, config, folder, args.checkpoint, averaged)}
+                scores = rescore_or_skip(prepared, config, run_dir(cache, args.rescore, key, seed),
+                                         args.checkpoint, averaged)
+                if scores is None:
+                    skipped.append(key)
+                    continue
+                row = {"label": args.label, "seed": seed, **scores}
             else:
                 row = {"label": args.label, **run_experiment(prepared, config, seed, run_dir(cache, args.label, key, seed))}
             if nested is not None:
@@ -409,7 +477,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.out:
                 with open(args.out, "a") as fh:
                     fh.write(json.dumps(row) + "\n")
-    print(json.dumps({"label": args.label, "overrides": args.set, **summarize(rows)}))
+    summary = {"label": args.label, "overrides": args.set, **(summarize(rows) if rows else {})}
+    print(json.dumps({**summary, "skipped": skipped} if skipped else summary))
     return 0
 
 

@@ -25,6 +25,7 @@ from cryptorl_core.backtest.ensemble import MeanActionPolicy
 from cryptorl_core.backtest.runner import run_backtest
 from cryptorl_core.env import EnvConfig
 from cryptorl_core.experiment import (
+    KEPT,
     PreparedSegment,
     apply_overrides,
     experiment_market,
@@ -34,13 +35,15 @@ from cryptorl_core.experiment import (
     parse_overrides,
     policy_scores,
     quarters_collapsed,
+    regime_exposure,
     rescore_checkpoints,
+    rescore_or_skip,
     segment_frame,
     summarize,
 )
 from cryptorl_core.policy_stats import CollapseRule
 from cryptorl_core.profiles import PipelineConfig
-from cryptorl_core.schema import SPLIT_COL
+from cryptorl_core.schema import SPLIT_COL, TRUE_REGIME_COL
 from cryptorl_core.segments import WindowConfig, walk_forward_segments
 
 
@@ -129,6 +132,16 @@ def test_rescoring_names_the_checkpoints_it_cannot_find(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match=r"seeds/1/final_model\.zip") as err:
         rescore_checkpoints(segment, AgentConfig.quick(), tmp_path, "final_model", [0, 1])
     assert "seeds/0" not in str(err.value)
+    with pytest.raises(FileNotFoundError, match=r"tqc\.zip"):  # the run's published policy, whatever the seeds
+        rescore_checkpoints(segment, AgentConfig.quick(), tmp_path, KEPT, [0, 1])
+
+
+def test_rescoring_skips_a_segment_without_the_checkpoint_and_says_which(tmp_path: Path, caplog):
+    (tmp_path / "seeds" / "2").mkdir(parents=True)  # seed 2 never kept a live checkpoint
+    segment = SimpleNamespace(key="2023-Q1")
+    with caplog.at_level("WARNING", logger="cryptorl_core.experiment"):
+        assert rescore_or_skip(segment, AgentConfig.quick(), tmp_path, "best_model", [2]) is None
+    assert "skipping segment 2023-Q1" in caplog.text and "seeds/2/best_model.zip" in caplog.text
 
 
 def test_summary_of_rescored_rows_counts_collapsed_eval_windows_without_a_training_verdict():
@@ -183,6 +196,27 @@ def test_test_rows_are_scored_only_as_a_nested_segments_held_out_month():
     assert nested["heldout_agent_sharpe"] == pytest.approx(direct.metrics()["sharpe"])
     assert nested["heldout_agent_mean_position"] == pytest.approx(float(direct.positions.mean()))
     assert {k: nested[k] for k in plain} == plain  # the eval and train figures are unchanged
+
+
+def test_regime_exposure_reads_each_true_regimes_mean_decision_and_held_share():
+    out = regime_exposure(np.array([1.0, 0.9, 0.0, 0.2, -0.6]), np.array([0, 0, 2, 2, 1]))
+    assert (out["bull_mean"], out["bull_held"]) == (pytest.approx(0.95), 1.0)
+    assert (out["range_mean"], out["range_held"]) == (pytest.approx(0.1), 0.0)
+    assert (out["bear_mean"], out["bear_held"]) == (pytest.approx(-0.6), 1.0)
+    assert np.isnan(out["crash_mean"]) and np.isnan(out["crash_held"])  # absent from the window
+
+
+def test_train_scores_show_where_the_policy_holds_a_position_by_true_regime():
+    config = AgentConfig.quick().replace(env=EnvConfig(action_gain=1.0))
+    prepared = _scored_prepared(held_out=False)
+    assert not any("range_held" in k for k in policy_scores(_Constant(0.5), prepared, config))
+    prepared.frame[TRUE_REGIME_COL] = np.arange(len(prepared.frame)) // 200 % 4  # synthetic data's column
+    row = policy_scores(_Constant(0.5), prepared, config)
+    assert row["train_agent_range_mean"] == pytest.approx(0.5) and row["train_agent_range_held"] == 1.0
+    assert row["train_agent_bull_mean"] == pytest.approx(0.5)
+    # the rule's own targets on the same bars, from the context it reads
+    assert -1.0 <= row["train_regime_rule_range_mean"] <= 1.0 and 0.0 <= row["train_regime_rule_range_held"] <= 1.0
+    assert not any(k.startswith(("range", "heldout_agent_range", "agent_range")) for k in row)  # train window only
 
 
 def test_summary_of_nested_rows_reads_the_held_out_month():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import tempfile
 import threading
 import time
 
@@ -90,6 +91,14 @@ def test_short_run_writes_outputs_and_logs(tmp_path, segment_frame, context, mar
     obs = {"market": np.array([[5000.0]], np.float32), "position": np.zeros((1, 1), np.float32),
            "w_cost": np.full((1, 1), 0.5, np.float32)}
     np.testing.assert_allclose(again.predict(obs, deterministic=True)[0], res.model.predict(obs, deterministic=True)[0])
+
+
+def test_a_run_without_tensorboard_leaves_no_logger_folder(tmp_path, segment_frame, market, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # where SB3's default logger writes
+    (tmp_path / "tmp").mkdir()
+    res = train_policy(segment_frame, market, tiny_config(collapse=CollapseRule.off()), tmp_path / "out", device="cpu")
+    assert res.num_timesteps == 480 and res.curves  # training and its curves as usual
+    assert not list((tmp_path / "tmp").iterdir())
 
 
 def _same_weights(a, b) -> bool:

@@ -30,6 +30,7 @@ from sb3_contrib import TQC
 from stable_baselines3 import A2C, DQN, PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
 
@@ -552,6 +553,9 @@ def train_one_seed(
         model = build_model(config, train_env, market, dev, seed, tensorboard_dir)
     attach_market(model, market)
     attach_counterfactual(model, batch_env, seed)
+    if tensorboard_dir is None:
+        # SB3's default logger would leave an empty <tmp>/SB3-<time> folder behind every run.
+        model.set_logger(Logger(folder=None, output_formats=[]))
     start_timesteps = int(model.num_timesteps)
 
     # Callbacks: curricula, entropy floor, metrics, evaluation (+ early stop, overfit), checkpoints.
