@@ -18,9 +18,9 @@ from cryptorl_core.profiles import PipelineConfig
 from cryptorl_core.regime.config import HMMConfig
 
 #: Fingerprints of the profiles: the encoder's from before the shared base class (its checkpoints
-#: still resume); the agent's since ``keep_last_live`` (every field is in the fingerprint, so a
+#: still resume); the agent's since ``EnvConfig.hold_cost_bps`` (every field is in the fingerprint, so a
 #: stored run from before it starts afresh rather than resume).
-PINNED = {"agent_quick": "45c650baff37c147", "agent_full": "17ee772dc0932a06", "mae_full": "9032264de52b0df6"}
+PINNED = {"agent_quick": "ee8328d6b502f072", "agent_full": "f68e04fd1f55204f", "mae_full": "9032264de52b0df6"}
 
 
 def _json(payload: dict) -> dict:

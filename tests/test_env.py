@@ -100,9 +100,10 @@ def test_from_segment_frame_uses_only_split_rows() -> None:
         {"sizing": "vol_target", "action_gain": 2.0},
         {"sizing": "vol_target", "long_only": True, "timing_bonus_scale": 0.5, "timing_bonus_horizon": 4},
         {"sizing": "vol_scaled", "action_gain": 1.5, "risk_aversion": 4.0},
+        {"sizing": "vol_scaled", "action_gain": 1.5, "risk_aversion": 4.0, "hold_cost_bps": 50.0},
     ],
     ids=["lag1", "lag0", "long_only", "bankrupt_continuous", "action_gain", "risk_aversion", "timing_bonus",
-         "timing_bonus_same_step", "vol_target", "vol_target_long_only_timing_bonus", "vol_scaled"],
+         "timing_bonus_same_step", "vol_target", "vol_target_long_only_timing_bonus", "vol_scaled", "hold_cost"],
 )
 def test_batched_env_matches_scalar_reference(overrides: dict, device: str) -> None:
     """Rewards, components, NAV, positions and episode ends agree step by step, across auto-resets."""
@@ -202,19 +203,22 @@ def _bonus_run(config: EnvConfig, frame: pd.DataFrame, actions: np.ndarray) -> t
     return observations, np.array(rewards), np.array(paid)
 
 
-def _held_position_utility(position: float, risk_aversion: float, drift: float, vol: float) -> float:
+def _held_position_utility(position: float, risk_aversion: float, drift: float, vol: float,
+                           hold_cost_bps: float = 0.0) -> tuple[float, float]:
     """Mean performance reward of holding ``position`` through bars whose returns alternate
-    ``drift + vol`` and ``drift - vol`` (mean ``drift``, variance ``vol ** 2``), with no costs."""
+    ``drift + vol`` and ``drift - vol`` (mean ``drift``, variance ``vol ** 2``), with no costs;
+    and the NAV at the end."""
     n = 200
     returns = drift + vol * np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
     close = 100.0 * np.cumprod(1.0 + returns)
     open_ = np.concatenate([[100.0], close[:-1]])  # no overnight gap: a bar earns its return
-    cfg = EnvConfig(fee_bps=0.0, slippage_bps=0.0, position_step=0.0, risk_aversion=risk_aversion)
+    cfg = EnvConfig(fee_bps=0.0, slippage_bps=0.0, position_step=0.0, risk_aversion=risk_aversion,
+                    hold_cost_bps=hold_cost_bps)
     env = ReferenceCryptoEnv(open_, close, range(n), cfg, max_steps=10**6)
     env.reset(WINDOW - 1, w_cost=0.0)
     env.step(position)  # enter; every later step holds the position over one bar
     rewards = [env.step(position)[1] for _ in range(100)]
-    return float(np.mean(rewards))
+    return float(np.mean(rewards)), env.nav
 
 
 @pytest.mark.parametrize(("risk_aversion", "best"), [(1.0, 1.0), (20.0, 0.5)])
@@ -223,8 +227,28 @@ def test_risk_aversion_moves_the_best_position_inside_the_range(risk_aversion: f
     with gamma the best held position is mu / (gamma * (sigma^2 + mu^2)), here 0.495."""
     drift, vol = 1e-3, 1e-2  # Kelly fraction 10
     grid = np.round(np.arange(0.0, 1.01, 0.1), 1)
-    utility = [_held_position_utility(p, risk_aversion, drift, vol) for p in grid]
+    utility = [_held_position_utility(p, risk_aversion, drift, vol)[0] for p in grid]
     assert grid[int(np.argmax(utility))] == best
+
+
+@pytest.mark.parametrize(("drift", "vol", "hold_cost_bps", "best"),
+                         [(1e-4, 3e-3, 0.0, 1.0), (1e-4, 3e-3, 2.0, 0.2), (9e-4, 5.5e-3, 2.0, 1.0)])
+def test_hold_cost_shrinks_a_calm_regimes_small_drift_and_not_a_trend(drift, vol, hold_cost_bps, best) -> None:
+    """At gamma 4 a drift of 1 bp a bar at volatility 0.003 is worth the full position
+    (mu / (gamma sigma^2) = 2.8); a hold cost of 2 bp makes it mu / (2 hold + gamma sigma^2) = 0.23,
+    while a 9 bp trend at 0.0055 stays at the full position (1.7)."""
+    grid = np.round(np.arange(0.0, 1.01, 0.1), 1)
+    utility = [_held_position_utility(p, 4.0, drift, vol, hold_cost_bps)[0] for p in grid]
+    assert grid[int(np.argmax(utility))] == best
+
+
+def test_hold_cost_is_in_the_reward_only_never_in_the_nav() -> None:
+    plain = _held_position_utility(0.6, 4.0, 1e-4, 3e-3)
+    held = _held_position_utility(0.6, 4.0, 1e-4, 3e-3, hold_cost_bps=5.0)
+    assert held[1] == plain[1]  # the same NAV
+    assert plain[0] - held[0] == pytest.approx(100.0 * 5e-4 * 0.36)  # reward_scale * hold * position^2
+    with pytest.raises(ValueError, match="hold_cost_bps"):
+        EnvConfig(hold_cost_bps=-1.0)
 
 
 def test_risk_aversion_below_one_is_rejected() -> None:
@@ -670,8 +694,9 @@ def test_segment_market_validation() -> None:
 @pytest.mark.parametrize(
     "overrides",
     [{}, {"execution_lag": 0}, {"long_only": True, "position_step": 0.25},
-     {"sizing": "vol_scaled", "action_gain": 1.5, "risk_aversion": 4.0}],
-    ids=["lag1", "lag0", "long_only", "vol_scaled"],
+     {"sizing": "vol_scaled", "action_gain": 1.5, "risk_aversion": 4.0},
+     {"sizing": "vol_scaled", "action_gain": 1.5, "risk_aversion": 4.0, "hold_cost_bps": 50.0}],
+    ids=["lag1", "lag0", "long_only", "vol_scaled", "hold_cost"],
 )
 def test_counterfactual_step_reproduces_the_step_it_replays(overrides: dict) -> None:
     """From each env's state before a step, ``counterfactual_step`` gives the reward and next

@@ -598,6 +598,8 @@ class BatchCryptoEnv(VecEnv):
         perf = growth.log()
         if cfg.risk_aversion != 1.0:
             perf = perf - (growth - 1.0).square() * ((cfg.risk_aversion - 1.0) / 2.0)
+        if cfg.hold_cost_bps:
+            perf = perf - target.square() * (cfg.hold_cost_bps / 10_000.0)
         churn = dpos.abs() * -self.churn_coef
         previous = torch.zeros_like(dpos) if prev_dpos is None else prev_dpos.to(self.device, self.dtype).reshape(-1)
         smooth = (dpos - previous).square() * -self.smooth_coef
@@ -654,6 +656,8 @@ class BatchCryptoEnv(VecEnv):
         if cfg.risk_aversion != 1.0:  # the step utility's variance term, see EnvConfig
             excess = torch.sub(growth, 1.0, out=self._excess).square_()
             out[_PERF].sub_(excess, alpha=(cfg.risk_aversion - 1.0) / 2.0)
+        if cfg.hold_cost_bps:  # the shaping cost of the position held over the bar, see EnvConfig
+            out[_PERF].sub_(target.square(), alpha=cfg.hold_cost_bps / 10_000.0)
         out[_PERF].mul_(cfg.reward_scale)
         torch.mul(traded, -self.churn_coef, out=out[_CHURN])
         torch.sub(dpos, state[_PREV_DPOS], out=out[_SMOOTH]).square_().mul_(-self.smooth_coef)

@@ -72,7 +72,8 @@ class EnvConfig(ConfigBase):
 
         reward = r_perf + curriculum_lambda * w_cost * r_cost * max_penalty_scale
                  + timing_bonus_scale * r_timing
-        r_perf = reward_scale * (log(g) - (risk_aversion - 1) / 2 * (g - 1) ** 2)
+        r_perf = reward_scale * (log(g) - (risk_aversion - 1) / 2 * (g - 1) ** 2
+                                 - hold_cost_bps / 10_000 * pos_{t+1} ** 2)
         g = NAV_{t+1} / NAV_t                                     (net of fee and slippage)
         r_cost = -(churn_coef * |dpos_t| + smooth_coef * (dpos_t - dpos_{t-1}) ** 2)
         r_timing = +5 / -2 on the step that ends on bar s + N, for a BUY decided on bar s
@@ -107,6 +108,12 @@ class EnvConfig(ConfigBase):
         ``pos * mu - gamma * pos^2 * sigma^2 / 2``, whose optimum ``mu / (gamma * sigma^2)`` is
         an interior position that shrinks with volatility and with doubt about the regime. It
         reads only the step's own realised growth, like the log term.
+    :param hold_cost_bps: a shaping cost per bar on the square of the position held over it,
+        in basis points of NAV (0, the default: off); in the reward only, never in the NAV, so
+        no backtest figure includes it. Unlike the variance term it does not shrink with
+        volatility: the best position becomes ``mu / (2 * hold + gamma * sigma^2)``, so a drift of
+        a few basis points an hour (what a calm regime shows in one train year by chance) is
+        worth a small position, and a trending regime's still a full one.
     :param max_penalty_scale: multiplier of the weighted cost term (the seed's MAX_PENALTY_SCALE).
     :param curriculum_lambda: initial curriculum weight of the cost term (callbacks change it).
     :param churn_coef: initial penalty per unit of ``|dpos|``.
@@ -148,6 +155,7 @@ class EnvConfig(ConfigBase):
     execution_lag: int = 1
     reward_scale: float = 100.0
     risk_aversion: float = 1.0
+    hold_cost_bps: float = 0.0
     max_penalty_scale: float = 1.0
     curriculum_lambda: float = 1.0
     churn_coef: float = 0.1
@@ -181,6 +189,8 @@ class EnvConfig(ConfigBase):
             raise ValueError(f"action_gain must be > 0, got {self.action_gain}")
         if not 0.0 <= self.position_step <= 1.0:
             raise ValueError(f"position_step must be in [0, 1], got {self.position_step}")
+        if self.hold_cost_bps < 0:
+            raise ValueError(f"hold_cost_bps must be >= 0, got {self.hold_cost_bps}")
         if self.risk_aversion < 1.0:
             raise ValueError(f"risk_aversion must be >= 1 (1 = log utility), got {self.risk_aversion}")
         if self.sizing not in SIZINGS:

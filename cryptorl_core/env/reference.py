@@ -122,7 +122,8 @@ class ReferenceCryptoEnv:
         growth = max(nav / self.nav, MIN_GROWTH)
 
         risk = (cfg.risk_aversion - 1.0) / 2.0 * (growth - 1.0) ** 2
-        r_perf = cfg.reward_scale * (math.log(growth) - risk)
+        hold = cfg.hold_cost_bps / 10_000.0 * new ** 2
+        r_perf = cfg.reward_scale * (math.log(growth) - risk - hold)
         r_churn = -self.churn_coef * traded
         r_smooth = -self.smooth_coef * (dpos - self.prev_dpos) ** 2
         r_cost = r_churn + r_smooth
