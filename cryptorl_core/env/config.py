@@ -112,8 +112,10 @@ class EnvConfig(ConfigBase):
         in basis points of NAV (0, the default: off); in the reward only, never in the NAV, so
         no backtest figure includes it. Unlike the variance term it does not shrink with
         volatility: the best position becomes ``mu / (2 * hold + gamma * sigma^2)``, so a drift of
-        a few basis points an hour (what a calm regime shows in one train year by chance) is
-        worth a small position, and a trending regime's still a full one.
+        a basis point or two an hour (what a calm regime shows in one train year by chance) is
+        worth a small position, and a strong trend's still a full one. At 2 bp it halved the
+        synthetic train windows' range spells held, and shrank bear shorts with weaker drift
+        too (docs/EXPERIMENTS.md, "A hold cost"); off in both profiles.
     :param max_penalty_scale: multiplier of the weighted cost term (the seed's MAX_PENALTY_SCALE).
     :param curriculum_lambda: initial curriculum weight of the cost term (callbacks change it).
     :param churn_coef: initial penalty per unit of ``|dpos|``.
