@@ -22,6 +22,7 @@ from helpers.data import START, bars, hours, write_hourly
 
 from cryptorl_core.agent import AgentConfig
 from cryptorl_core.backtest.ensemble import MeanActionPolicy
+from cryptorl_core.backtest.regime_baselines import regime_rule_positions
 from cryptorl_core.backtest.runner import run_backtest
 from cryptorl_core.env import EnvConfig
 from cryptorl_core.experiment import (
@@ -214,8 +215,12 @@ def test_train_scores_show_where_the_policy_holds_a_position_by_true_regime():
     row = policy_scores(_Constant(0.5), prepared, config)
     assert row["train_agent_range_mean"] == pytest.approx(0.5) and row["train_agent_range_held"] == 1.0
     assert row["train_agent_bull_mean"] == pytest.approx(0.5)
-    # the rule's own targets on the same bars, from the context it reads
-    assert -1.0 <= row["train_regime_rule_range_mean"] <= 1.0 and 0.0 <= row["train_regime_rule_range_held"] <= 1.0
+    # the rule's own targets on the same decision bars, from the context it reads
+    bars = run_backtest(_Constant(0.5), prepared.frame, "train", env_config=config.env).steps["action"].dropna().index
+    rule = pd.Series(regime_rule_positions(prepared.context), index=prepared.frame.index)[bars]
+    in_range = prepared.frame.loc[bars, TRUE_REGIME_COL] == 2
+    assert row["train_regime_rule_range_mean"] == pytest.approx(rule[in_range].mean())
+    assert row["train_regime_rule_range_held"] == pytest.approx((rule[in_range].abs() >= 0.5).mean())
     assert not any(k.startswith(("range", "heldout_agent_range", "agent_range")) for k in row)  # train window only
 
 
