@@ -4,6 +4,7 @@ resources that keep every file under the test's temporary folder."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -21,6 +22,17 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 #: Real market data for development; tests that use it skip when it is absent.
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def sb3_log_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Where Stable-Baselines3's default logger writes when a test helper calls ``learn`` without
+    the project's trainer (which gives it no folder at all): pytest's own temporary folder, not a
+    new ``/tmp/SB3-<time>`` per run."""
+    folder = tmp_path_factory.mktemp("sb3")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SB3_LOGDIR", str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")

@@ -95,6 +95,7 @@ def test_short_run_writes_outputs_and_logs(tmp_path, segment_frame, context, mar
 
 def test_a_run_without_tensorboard_leaves_no_logger_folder(tmp_path, segment_frame, market, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # where SB3's default logger writes
+    monkeypatch.delenv("SB3_LOGDIR")  # the suite's folder for test helpers (conftest), not the trainer's
     (tmp_path / "tmp").mkdir()
     res = train_policy(segment_frame, market, tiny_config(collapse=CollapseRule.off()), tmp_path / "out", device="cpu")
     assert res.num_timesteps == 480 and res.curves  # training and its curves as usual
