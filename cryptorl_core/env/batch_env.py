@@ -657,7 +657,7 @@ class BatchCryptoEnv(VecEnv):
             excess = torch.sub(growth, 1.0, out=self._excess).square_()
             out[_PERF].sub_(excess, alpha=(cfg.risk_aversion - 1.0) / 2.0)
         if cfg.hold_cost_bps:  # the shaping cost of the position held over the bar, see EnvConfig
-            out[_PERF].sub_(target.square(), alpha=cfg.hold_cost_bps / 10_000.0)
+            out[_PERF].addcmul_(target, target, value=-cfg.hold_cost_bps / 10_000.0)
         out[_PERF].mul_(cfg.reward_scale)
         torch.mul(traded, -self.churn_coef, out=out[_CHURN])
         torch.sub(dpos, state[_PREV_DPOS], out=out[_SMOOTH]).square_().mul_(-self.smooth_coef)
