@@ -1,0 +1,154 @@
+"""The decision rule for a nested experiment arm against its baseline, as code.
+
+A change to the agent goes into the profiles only when its nested arm (``python -m
+cryptorl_core.experiment --nested``) is level with or ahead of the baseline arm on every
+held-out figure below and ahead on at least one, and its kept policies collapse on no more
+train quarters. Held-out months are the nested runs' months that no choice saw; the test
+quarters are not in those rows at all. ``docs/EXPERIMENTS.md`` fixes this rule before each
+arm runs; this module computes it from the rows the harness wrote::
+
+    python -m cryptorl_core.arm_decision storage/exp12/nested.jsonl nest_hold1_s23 nest_last_s23
+
+Both arms are read on the segments they share (the last row of a label and segment wins, so a
+re-run segment replaces the earlier one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+#: Key prefix of the held-out month's figures in nested rows (the harness's ``HELD_OUT_PREFIX``).
+HELD = "heldout_"
+
+
+@dataclass(frozen=True)
+class HeldOutFigures:
+    """One arm's figures over the shared held-out months.
+
+    :param n_segments: held-out months read.
+    :param n_ge_hold: months with the kept policy's Sharpe at or above buy-and-hold's.
+    :param median_alpha_pp: median of the policy's return minus buy-and-hold's, in points.
+    :param n_collapsed: months whose policy is collapsed on its own target.
+    :param train_quarters_collapsed: collapsed train quarters of the kept policies, summed.
+    :param median_sharpe: median held-out Sharpe of the kept policy.
+    """
+
+    n_segments: int
+    n_ge_hold: int
+    median_alpha_pp: float
+    n_collapsed: int
+    train_quarters_collapsed: int
+    median_sharpe: float
+
+
+@dataclass(frozen=True)
+class ArmDecision:
+    """The rule's verdict on an arm.
+
+    :param arm: the arm's figures.
+    :param baseline: the baseline's figures on the same months.
+    :param adopt: whether the rule keeps the arm's change.
+    :param reasons: what decided it, one line per figure behind or ahead.
+    :param sharpe_higher: months where the arm's held-out Sharpe is above the baseline's.
+    :param sharpe_lower: months where it is below.
+    """
+
+    arm: HeldOutFigures
+    baseline: HeldOutFigures
+    adopt: bool
+    reasons: tuple[str, ...]
+    sharpe_higher: int
+    sharpe_lower: int
+
+
+def label_rows(rows: pd.DataFrame, label: str) -> pd.DataFrame:
+    """The nested rows of one label, one per segment (the last one written), indexed by segment.
+
+    :raises ValueError: no nested row has that label.
+    """
+    mine = rows[rows["label"] == label]
+    if mine.empty or f"{HELD}agent_sharpe" not in mine or mine[f"{HELD}agent_sharpe"].isna().all():
+        raise ValueError(f"no nested rows labelled {label!r}")
+    return mine.drop_duplicates("segment", keep="last").set_index("segment")
+
+
+def held_out_figures(rows: pd.DataFrame) -> HeldOutFigures:
+    """:class:`HeldOutFigures` of one arm's rows (one per segment)."""
+    alpha = rows[f"{HELD}agent_total_return_pct"] - rows[f"{HELD}buy_and_hold_total_return_pct"]
+    return HeldOutFigures(
+        n_segments=len(rows),
+        n_ge_hold=int((rows[f"{HELD}agent_sharpe"] >= rows[f"{HELD}buy_and_hold_sharpe"]).sum()),
+        median_alpha_pp=round(float(alpha.median()), 1),
+        n_collapsed=int(rows[f"{HELD}agent_collapsed"].sum()),
+        train_quarters_collapsed=int(rows["train_agent_quarters_collapsed"].sum()),
+        median_sharpe=round(float(rows[f"{HELD}agent_sharpe"].median()), 2),
+    )
+
+
+def decide(arm: HeldOutFigures, baseline: HeldOutFigures) -> tuple[bool, tuple[str, ...]]:
+    """The rule: level or ahead on the count at or above buy-and-hold, the median alpha (to the
+    0.1 point the log reports) and the collapsed months, ahead on at least one, and no more
+    collapsed train quarters than the baseline.
+
+    :return: ``(adopt, reasons)``.
+    """
+    # (name, arm's, baseline's, +1 where higher is better)
+    figures = (("held-out Sharpe >= buy-and-hold's", arm.n_ge_hold, baseline.n_ge_hold, 1),
+               ("median held-out alpha pp", arm.median_alpha_pp, baseline.median_alpha_pp, 1),
+               ("collapsed held-out months", arm.n_collapsed, baseline.n_collapsed, -1))
+    behind = [f"behind on {name}: {a} against {b}" for name, a, b, sign in figures if sign * (a - b) < 0]
+    ahead = [f"ahead on {name}: {a} against {b}" for name, a, b, sign in figures if sign * (a - b) > 0]
+    if arm.train_quarters_collapsed > baseline.train_quarters_collapsed:
+        behind.append(f"more collapsed train quarters: {arm.train_quarters_collapsed} "
+                      f"against {baseline.train_quarters_collapsed}")
+    if not ahead:
+        behind.append("ahead on no held-out figure")
+    return not behind, tuple(behind + ahead)
+
+
+def compare_arms(rows: pd.DataFrame, arm: str, baseline: str) -> ArmDecision:
+    """The rule applied to two labels of a table of nested rows, on the segments both have.
+
+    :param rows: the harness's rows (``--out`` JSON lines read into a frame).
+    :param arm: the arm's label.
+    :param baseline: the baseline's label.
+    :raises ValueError: a label has no nested rows, or the two share no segment.
+    """
+    a, b = label_rows(rows, arm), label_rows(rows, baseline)
+    shared = a.index.intersection(b.index).sort_values()
+    if shared.empty:
+        raise ValueError(f"{arm!r} and {baseline!r} share no segment")
+    a, b = a.loc[shared], b.loc[shared]
+    figures_a, figures_b = held_out_figures(a), held_out_figures(b)
+    adopt, reasons = decide(figures_a, figures_b)
+    diff = a[f"{HELD}agent_sharpe"] - b[f"{HELD}agent_sharpe"]
+    return ArmDecision(arm=figures_a, baseline=figures_b, adopt=adopt, reasons=reasons,
+                       sharpe_higher=int((diff > 0).sum()), sharpe_lower=int((diff < 0).sum()))
+
+
+def read_rows(path: Path) -> pd.DataFrame:
+    """The harness's JSON-lines output as a frame."""
+    with open(path) as fh:
+        return pd.DataFrame([json.loads(line) for line in fh if line.strip()])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("rows", type=Path, help="the harness's --out file (JSON lines)")
+    parser.add_argument("arm", help="the arm's label")
+    parser.add_argument("baseline", help="the baseline's label")
+    args = parser.parse_args(argv)
+    decision = compare_arms(read_rows(args.rows), args.arm, args.baseline)
+    print(json.dumps({"arm": args.arm, "baseline": args.baseline, **asdict(decision)}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

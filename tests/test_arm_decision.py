@@ -1,0 +1,82 @@
+"""The nested arms' decision rule (cryptorl_core.arm_decision) on hand-made rows."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from cryptorl_core.arm_decision import compare_arms, main
+
+
+def nested_row(label: str, segment: str, sharpe: float, hold_sharpe: float = 1.0, ret: float = 10.0,
+               hold_ret: float = 10.0, collapsed: bool = False, train_quarters: int = 0) -> dict:
+    """One harness row with the held-out keys the rule reads."""
+    return {"label": label, "segment": segment, "heldout_agent_sharpe": sharpe,
+            "heldout_buy_and_hold_sharpe": hold_sharpe, "heldout_agent_total_return_pct": ret,
+            "heldout_buy_and_hold_total_return_pct": hold_ret, "heldout_agent_collapsed": float(collapsed),
+            "train_agent_quarters_collapsed": train_quarters}
+
+
+def baseline_rows() -> list[dict]:
+    """Three months: above buy-and-hold in two, alpha 0 / +5 / -5, the last one collapsed."""
+    return [nested_row("base", "2021-Q1", 2.0, ret=10.0),
+            nested_row("base", "2021-Q2", 2.0, ret=15.0),
+            nested_row("base", "2021-Q3", 0.5, ret=5.0, collapsed=True, train_quarters=1)]
+
+
+def test_an_arm_ahead_on_collapse_and_level_elsewhere_is_adopted() -> None:
+    arm = [nested_row("arm", r["segment"], r["heldout_agent_sharpe"], ret=r["heldout_agent_total_return_pct"])
+           for r in baseline_rows()]
+    decision = compare_arms(pd.DataFrame(baseline_rows() + arm), "arm", "base")
+    assert decision.adopt
+    assert decision.arm.n_collapsed == 0 and decision.baseline.n_collapsed == 1
+    assert decision.reasons == ("ahead on collapsed held-out months: 0 against 1",)
+
+
+def test_an_arm_behind_on_one_figure_is_not_adopted_whatever_it_gains() -> None:
+    # Fewer collapses, but one month fewer at or above buy-and-hold's Sharpe.
+    arm = [nested_row("arm", "2021-Q1", 2.0), nested_row("arm", "2021-Q2", 0.9, ret=15.0),
+           nested_row("arm", "2021-Q3", 0.5, ret=5.0)]
+    decision = compare_arms(pd.DataFrame(baseline_rows() + arm), "arm", "base")
+    assert not decision.adopt
+    assert decision.arm.n_ge_hold == 1 and decision.baseline.n_ge_hold == 2
+    assert "behind on held-out Sharpe >= buy-and-hold's: 1 against 2" in decision.reasons
+    assert decision.sharpe_lower == 1 and decision.sharpe_higher == 0
+
+
+def test_an_arm_level_everywhere_or_with_more_collapsed_train_quarters_is_not_adopted() -> None:
+    same = [{**r, "label": "arm"} for r in baseline_rows()]
+    level = compare_arms(pd.DataFrame(baseline_rows() + same), "arm", "base")
+    assert not level.adopt and level.reasons == ("ahead on no held-out figure",)
+
+    better_alpha = [{**r, "heldout_agent_total_return_pct": r["heldout_agent_total_return_pct"] + 3,
+                     "train_agent_quarters_collapsed": 2} for r in same]
+    decision = compare_arms(pd.DataFrame(baseline_rows() + better_alpha), "arm", "base")
+    assert decision.arm.median_alpha_pp == pytest.approx(3.0)
+    assert not decision.adopt
+    assert "more collapsed train quarters: 6 against 1" in decision.reasons
+
+
+def test_arms_are_read_on_shared_segments_and_a_rerun_segment_replaces_the_first() -> None:
+    arm = [nested_row("arm", "2021-Q1", -5.0), nested_row("arm", "2021-Q1", 2.0),
+           nested_row("arm", "2021-Q2", 2.0, ret=15.0), nested_row("arm", "2022-Q1", 9.0)]
+    decision = compare_arms(pd.DataFrame(baseline_rows() + arm), "arm", "base")
+    assert decision.arm.n_segments == decision.baseline.n_segments == 2
+    assert decision.arm.n_ge_hold == 2 and decision.sharpe_lower == 0
+    assert decision.baseline.n_collapsed == 0  # 2021-Q3 is not shared
+
+
+def test_a_label_without_nested_rows_is_an_error_naming_it() -> None:
+    with pytest.raises(ValueError, match="'missing'"):
+        compare_arms(pd.DataFrame(baseline_rows()), "missing", "base")
+
+
+def test_the_command_reads_the_harness_file_and_prints_the_verdict(tmp_path, capsys) -> None:
+    path = tmp_path / "nested.jsonl"
+    arm = [{**r, "label": "arm", "heldout_agent_collapsed": 0.0} for r in baseline_rows()]
+    path.write_text("".join(json.dumps(r) + "\n" for r in baseline_rows() + arm))
+    assert main([str(path), "arm", "base"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["adopt"] is True and printed["arm"]["n_collapsed"] == 0
