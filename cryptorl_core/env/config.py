@@ -115,7 +115,9 @@ class EnvConfig(ConfigBase):
         a basis point or two an hour (what a calm regime shows in one train year by chance) is
         worth a small position, and a strong trend's still a full one. At 2 bp it halved the
         synthetic train windows' range spells held, and shrank bear shorts with weaker drift
-        too (docs/EXPERIMENTS.md, "A hold cost"); off in both profiles.
+        too; at 0.5, 1 and 2 bp it cut the collapsed train quarters (7 of 88 to 3-4) but none
+        of the three passed the nested held-out rule (docs/EXPERIMENTS.md, "A hold cost" and
+        the two sections after it); off in both profiles.
     :param max_penalty_scale: multiplier of the weighted cost term (the seed's MAX_PENALTY_SCALE).
     :param curriculum_lambda: initial curriculum weight of the cost term (callbacks change it).
     :param churn_coef: initial penalty per unit of ``|dpos|``.
