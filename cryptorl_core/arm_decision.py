@@ -11,6 +11,11 @@ arm runs; this module computes it from the rows the harness wrote::
 
 Both arms are read on the segments they share (the last row of a label and segment wins, so a
 re-run segment replaces the earlier one).
+
+Read a verdict against the seeds' own spread: the profile run again with other seeds moved the
+count by 3 months, the median alpha by 1.6 pp and the collapsed months by 1 on the same 22
+held-out months, and this rule would have rejected it (``docs/EXPERIMENTS.md``, "The profile
+against itself").
 """
 
 from __future__ import annotations
