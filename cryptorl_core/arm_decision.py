@@ -29,8 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-#: Key prefix of the held-out month's figures in nested rows (the harness's ``HELD_OUT_PREFIX``).
-HELD = "heldout_"
+from cryptorl_core.experiment import HELD_OUT_PREFIX as HELD
 
 
 @dataclass(frozen=True)
