@@ -385,13 +385,17 @@ def test_rotating_checkpoints_keep_the_last_n(tmp_path, envs, cache_market):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
 
 
-def test_graceful_termination_sets_a_flag_and_restores_the_handler():
-    before = signal.getsignal(signal.SIGTERM)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_graceful_termination_sets_a_flag_and_restores_the_handlers(sig: int):
+    """A run cancel (SIGTERM to a worker; SIGINT as Dagster passes it on to a step process) and
+    Ctrl-C only set the flag, however often they come; both handlers are restored on exit."""
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     with GracefulTermination() as guard:
         assert not guard.requested
-        os.kill(os.getpid(), signal.SIGTERM)  # would kill pytest without the guard
-        assert guard.requested and guard.signum == signal.SIGTERM
-    assert signal.getsignal(signal.SIGTERM) is before
+        os.kill(os.getpid(), sig)  # would end pytest without the guard
+        os.kill(os.getpid(), sig)
+        assert guard.requested and guard.signum == sig
+    assert {s: signal.getsignal(s) for s in before} == before
 
 
 def test_config_round_trips_through_json():

@@ -8,7 +8,7 @@
 - :mod:`~cryptorl_core.agent.evaluation`: rollouts, the collapse rule on eval, the segment evaluation
   callback with early stopping and the overfitting monitor;
 - :mod:`~cryptorl_core.agent.callbacks`: entropy floor, metrics, resume checkpoints;
-- :mod:`~cryptorl_core.agent.resume`: resume state and the SIGTERM save;
+- :mod:`~cryptorl_core.agent.resume`: resume state and the save on SIGTERM or SIGINT;
 - :mod:`~cryptorl_core.agent.algorithms`: :data:`ALGORITHMS` (name to SB3 class), :func:`algorithm_of`;
 - :mod:`~cryptorl_core.agent.loading`: :func:`load_policy` (ready market tensors, or frame, HMM
   context and encoder to build them);

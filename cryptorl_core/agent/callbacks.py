@@ -3,7 +3,7 @@
 - :class:`EntropyFloorCallback`: keeps the entropy coefficient at or above a floor;
 - :class:`MetricsCallback`: NAV, reward components, action statistics, ent_coef, log_std to
   the SB3 logger (TensorBoard), and a history for the training curves;
-- :class:`ResumeCheckpointCallback`: rotating resume checkpoints, and the SIGTERM save.
+- :class:`ResumeCheckpointCallback`: rotating resume checkpoints, and the save on SIGTERM or SIGINT.
 
 The cost curricula live in :mod:`cryptorl_core.agent.curriculum`, evaluation (with early
 stopping and the overfitting monitor) in :mod:`cryptorl_core.agent.evaluation`.

@@ -1,4 +1,4 @@
-"""Resume state of a policy training run, and the SIGTERM save.
+"""Resume state of a policy training run, and the save on a termination signal.
 
 Layout of a checkpoint directory::
 
@@ -185,9 +185,13 @@ def mark_done(checkpoint_dir: str | os.PathLike, summary: dict[str, Any]) -> Non
 
 
 class GracefulTermination:
-    """Context manager: while active, SIGTERM (Dagster's run cancel) only sets a flag, which
-    the training loop polls (``ResumeCheckpointCallback``) to save a checkpoint and stop cleanly.
-    The previous handlers are restored on exit.
+    """Context manager: while active, SIGTERM and SIGINT only set a flag, which the training
+    loop polls (``ResumeCheckpointCallback``) to save a checkpoint and stop cleanly. The
+    previous handlers are restored on exit.
+
+    Why both: a run cancel reaches a run worker as SIGTERM, and Dagster's multiprocess executor
+    passes it on to each step process as SIGINT; Ctrl-C in a terminal or notebook is SIGINT too.
+    Either way the run stops at a checkpoint. A repeated signal only sets the flag again.
 
     Signal handlers can only be installed from the main thread; elsewhere this is a no-op
     (the flag can still be set with :meth:`request`).
@@ -195,7 +199,7 @@ class GracefulTermination:
     :param signals: signals to intercept.
     """
 
-    def __init__(self, signals: Sequence[int] = (signal.SIGTERM,)) -> None:
+    def __init__(self, signals: Sequence[int] = (signal.SIGTERM, signal.SIGINT)) -> None:
         self.signals = tuple(signals)
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}

@@ -6,10 +6,10 @@ threads, so two seeds fill a 2-core machine. Workers are spawned, never forked (
 pools and CUDA do not survive a fork), and every call runs in a fresh process, so a run gives
 the same policy alone or next to another.
 
-Termination: a SIGTERM to the caller (Dagster's run cancel) is passed on to the workers, whose
-own :class:`~cryptorl_core.agent.resume.GracefulTermination` saves a checkpoint as a lone run
-does; the caller raises :class:`~cryptorl_core.agent.resume.TrainingInterrupted` once every
-worker has stopped.
+Termination: a SIGTERM or SIGINT to the caller (a run cancel, Ctrl-C) is passed on to the
+workers, whose own :class:`~cryptorl_core.agent.resume.GracefulTermination` saves a checkpoint
+as a lone run does; the caller raises :class:`~cryptorl_core.agent.resume.TrainingInterrupted`
+once every worker has stopped.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ Read :func:`train_policy` top to bottom: the segment's market tensors (built by 
 e.g. with :func:`segment_market`) -> envs (train / eval / train probe)
 -> fingerprint -> resume or build the model -> attach the market tensors -> callbacks
 (curriculum, w_cost curriculum, entropy floor, metrics, evaluation with early stopping and
-overfitting monitor, checkpoints) -> learn under a SIGTERM guard -> final files and the best
-model's evaluation.
+overfitting monitor, checkpoints) -> learn under a termination guard (SIGTERM, SIGINT) -> final
+files and the best model's evaluation.
 
 Leakage: the agent trains on train rows only, is selected on eval rows only; test rows
 are never read here.
@@ -408,7 +408,7 @@ def train_policy(
     the winner's files are copied to ``out_dir``. Parameters as :func:`train_one_seed`.
 
     :raises PolicyCollapsedError: no run produced a policy that passes the collapse rule.
-    :raises TrainingInterrupted: SIGTERM arrived; a checkpoint was saved first.
+    :raises TrainingInterrupted: SIGTERM or SIGINT arrived; a checkpoint was saved first.
     """
     out = Path(out_dir)
     base_seed = config.seed if seed is None else int(seed)
@@ -521,7 +521,7 @@ def train_one_seed(
     :param seed: seed (default ``config.seed``); recorded in the result.
     :param tensorboard_dir: TensorBoard log folder (``None``: no TensorBoard files).
     :param extra_callbacks: more callbacks, run after the built-in ones (e.g. to interrupt a test).
-    :raises TrainingInterrupted: SIGTERM arrived; a checkpoint was saved first.
+    :raises TrainingInterrupted: SIGTERM or SIGINT arrived; a checkpoint was saved first.
     """
     dev = resolve_device(device)
     if str(device).startswith("cuda") and dev.type != "cuda":

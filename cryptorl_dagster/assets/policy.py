@@ -1,9 +1,9 @@
 """``tqc_policy``: the FiLM-conditioned TQC agent trained on one segment over the frozen encoder.
 
 Checkpoints live in ``artifacts.checkpoint_dir("tqc_policy", key)``, so a cancelled run
-(Dagster sends SIGTERM: the trainer saves a checkpoint first) or a crashed one resumes when
-the partition is materialized again. Final files are published through ``artifacts.publish``:
-a failed or cancelled run never replaces the previous policy.
+(the step gets Dagster's interrupt: the trainer saves a checkpoint first) or a crashed one
+resumes when the partition is materialized again. Final files are published through
+``artifacts.publish``: a failed or cancelled run never replaces the previous policy.
 """
 
 

@@ -66,7 +66,7 @@ from cryptorl_dagster.launcher.worker import (
     hostname,
     is_worker_alive,
     on_this_host,
-    signal_worker_group,
+    signal_worker,
     worker_pid,
 )
 from cryptorl_dagster.tags import DEVICE_ENV_VAR, DEVICE_TAG, LAUNCH_DECISION_TAG
@@ -300,11 +300,14 @@ class CryptoRLRunLauncher(RunLauncher, ConfigurableClass):
         return CheckRunHealthResult(WorkerStatus.FAILED, f"worker process {pid} is gone")
 
     def terminate(self, run_id: str) -> bool:
-        """Mark the run CANCELING, then SIGTERM the worker's process group.
+        """Mark the run CANCELING, then SIGTERM the worker process.
 
         Dagster's worker maps SIGTERM to its interrupt handler; because the run is CANCELING
-        it ends as CANCELED. Step subprocesses get the SIGTERM directly (training assets save a
-        checkpoint in their handler), then Dagster's own interrupt a moment later.
+        it ends as CANCELED. Its multiprocess executor passes the interrupt on to each step
+        subprocess as SIGINT (training assets save a checkpoint in their handler). It once
+        signalled the whole process group, so each step got a SIGTERM and then Dagster's SIGINT
+        while already stopping; with two signals in flight a cancelled test run now and then
+        never finished.
         """
         run = self._instance.get_run_by_id(run_id)
         if run is None or run.is_finished:
@@ -318,11 +321,9 @@ class CryptoRLRunLauncher(RunLauncher, ConfigurableClass):
             )
             return False
         self._instance.report_run_canceling(run)
-        if not signal_worker_group(pid, signal.SIGTERM):
+        if not signal_worker(pid, signal.SIGTERM):
             return False
-        self._instance.report_engine_event(
-            f"Sent SIGTERM to run worker process group {pid}.", run, cls=type(self)
-        )
+        self._instance.report_engine_event(f"Sent SIGTERM to run worker {pid}.", run, cls=type(self))
         return True
 
     def join(self, timeout: int = 30) -> None:

@@ -2,8 +2,9 @@
 
 The launcher records the worker's pid and host in run tags, so the webserver and the daemon
 (other processes than the one that launched the run) can terminate it or check its health.
-The worker runs in its own session, so its pid is also its process-group id: signalling the
-group reaches the step subprocesses of Dagster's multiprocess executor too.
+The worker runs in its own session, so a Ctrl-C meant for the webserver or the daemon does not
+reach it. A cancel signals the worker alone: Dagster's multiprocess executor passes the
+interrupt on to its step subprocesses, so each gets one signal, at a point Dagster expects.
 """
 
 from __future__ import annotations
@@ -60,10 +61,10 @@ def is_worker_alive(pid: int, run_id: str) -> bool:
     return True
 
 
-def signal_worker_group(pid: int, sig: int = signal.SIGTERM) -> bool:
-    """Send ``sig`` to the worker's process group; False if it no longer exists."""
+def signal_worker(pid: int, sig: int = signal.SIGTERM) -> bool:
+    """Send ``sig`` to the worker process; False if it no longer exists."""
     try:
-        os.killpg(pid, sig)
+        os.kill(pid, sig)
     except ProcessLookupError:
         return False
     return True

@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from types import FrameType
 
 from dagster import (
     AssetExecutionContext,
@@ -24,6 +25,7 @@ from dagster import (
     in_process_executor,
 )
 
+from cryptorl_core.agent.resume import GracefulTermination
 from cryptorl_dagster.tags import GPU_TAGS
 
 #: Environment variables the probe assets report.
@@ -86,23 +88,32 @@ class SlowConfig(Config):
     seconds: float = 60.0
 
 
+class RecordingTermination(GracefulTermination):
+    """The trainer's termination guard, also recording every signal it receives."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[int] = []
+
+    def request(self, signum: int = signal.SIGTERM, frame: FrameType | None = None) -> None:
+        self.seen.append(signum)
+        super().request(signum, frame)
+
+
 @asset(op_tags=GPU_TAGS)
 def slow_training(context: AssetExecutionContext, config: SlowConfig) -> None:
-    """Stands in for a training asset: on SIGTERM it 'saves a checkpoint' (a marker) and stops."""
+    """Stands in for a training asset: under the trainer's own termination guard it polls the
+    flag, and on a signal 'saves a checkpoint' (a marker naming the signals seen) and stops."""
     markers = Path(config.marker_dir)
-    stop = {"requested": False}
-
-    def on_sigterm(signum: int, _frame: object) -> None:
-        (markers / "sigterm").write_text(json.dumps({"pid": os.getpid(), "signal": signum}))
-        stop["requested"] = True
-
-    signal.signal(signal.SIGTERM, on_sigterm)
-    (markers / "started").write_text(json.dumps({"pid": os.getpid()}))
-    deadline = time.monotonic() + config.seconds
-    while time.monotonic() < deadline and not stop["requested"]:
-        time.sleep(0.1)
-    if stop["requested"]:
-        raise RuntimeError("terminated by SIGTERM after saving a checkpoint")
+    with RecordingTermination() as guard:
+        (markers / "started").write_text(json.dumps({"pid": os.getpid()}))
+        deadline = time.monotonic() + config.seconds
+        while time.monotonic() < deadline and not guard.requested:
+            time.sleep(0.1)
+        time.sleep(1.0)  # saving takes a moment: a second signal would arrive meanwhile
+    if guard.requested:
+        (markers / "checkpoint").write_text(json.dumps({"pid": os.getpid(), "signals": guard.seen}))
+        raise RuntimeError(f"terminated by {signal.Signals(guard.signum).name} after saving a checkpoint")
 
 
 defs = Definitions(
