@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers.agent import SendSigterm, hmm_context, in_memory_encoder, tiny_config, tiny_encoder
+from helpers.agent import SendSignal, hmm_context, in_memory_encoder, tiny_config, tiny_encoder
 from stable_baselines3.common.callbacks import BaseCallback
 
 from cryptorl_core.agent import (
@@ -153,19 +153,32 @@ def test_resume_after_a_crash_continues_from_the_checkpoint(tmp_path, segment_fr
     assert res.curves[0]["step"] < 320 < res.curves[-1]["step"]
 
 
-def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes(tmp_path, segment_frame, context, market):
-    cfg = tiny_config(checkpoint_freq=10_000)  # no periodic checkpoint: only the SIGTERM one
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_termination_signal_saves_a_checkpoint_and_the_rerun_resumes(tmp_path, segment_frame, context,
+                                                                       market, sig: int):
+    cfg = tiny_config(checkpoint_freq=10_000)  # no periodic checkpoint: only the one on the signal
     ckpt = tmp_path / "ckpt"
-    handler_before = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(TrainingInterrupted, match="SIGTERM") as info:
+    handler_before = signal.getsignal(sig)
+    with pytest.raises(TrainingInterrupted, match=signal.Signals(sig).name) as info:
         train_policy(segment_frame, market, cfg, tmp_path / "out", ckpt, device="cpu",
-                     extra_callbacks=[SendSigterm(200)])
-    assert signal.getsignal(signal.SIGTERM) is handler_before
+                     extra_callbacks=[SendSignal(200, sig)])
+    assert signal.getsignal(sig) is handler_before
     step = info.value.num_timesteps
     assert 200 <= step < 480 and [c.num_timesteps for c in list_checkpoints(ckpt / "seed-0")] == [step]
     assert not (tmp_path / "out" / "tqc.zip").exists()  # nothing published by the interrupted run
     res = train_policy(segment_frame, market, cfg, tmp_path / "out", ckpt, device="cpu")
     assert res.start_timesteps == step and res.num_timesteps == 480
+
+
+def test_without_a_checkpoint_folder_ctrl_c_stops_training_at_once(tmp_path, segment_frame, context, market):
+    """With nothing to save, the guard stays off: Ctrl-C is a KeyboardInterrupt at once, not a
+    flag that no checkpoint callback reads while training runs on to the end."""
+    cfg = tiny_config(checkpoint_freq=10_000)
+    stopper = SendSignal(200, signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        train_policy(segment_frame, market, cfg, tmp_path / "out", device="cpu", extra_callbacks=[stopper])
+    assert stopper.sent and stopper.num_timesteps < cfg.total_timesteps
+    assert not (tmp_path / "out" / "tqc.zip").exists()
 
 
 def test_same_seed_gives_the_same_policy(tmp_path, segment_frame, context, market):

@@ -11,7 +11,7 @@ import dagster as dg
 import numpy as np
 import pytest
 from helpers.agent import TINY_MAE as TINY_ENCODER
-from helpers.agent import SendSigterm, TinyNetworkProfile, tiny_encoder, tiny_network
+from helpers.agent import SendSignal, TinyNetworkProfile, tiny_encoder, tiny_network
 
 from cryptorl_core.agent import AgentConfig, MarketTensors, PolicyArtifact, TrainingInterrupted
 from cryptorl_core.agent import train as agent_train
@@ -113,7 +113,7 @@ def test_tqc_policy_materializes_and_resumes(dagster_resources, latest_key, tmp_
     real_train = agent_train.train_policy
 
     def cancelled(*args, **kwargs):
-        return real_train(*args, extra_callbacks=[SendSigterm(100)], **kwargs)
+        return real_train(*args, extra_callbacks=[SendSignal(100)], **kwargs)
 
     monkeypatch.setattr("cryptorl_dagster.assets.policy.train_policy", cancelled)
     failed = dg.materialize(ASSETS, partition_key=latest_key, resources=resources, instance=instance,

@@ -13,6 +13,7 @@ are never read here.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -589,7 +590,10 @@ def train_one_seed(
     remaining = config.total_timesteps - model.num_timesteps
     t0 = time.perf_counter()
     if remaining > 0 and not early_stop.stopped:
-        with guard, cpu_threads(config.cpu_threads if dev.type == "cpu" else None):
+        # The guard only when a checkpoint callback reads its flag: with nothing to save, a
+        # signal keeps its usual effect (Ctrl-C stops at once) instead of waiting for the end.
+        with (guard if checkpointer is not None else contextlib.nullcontext()), \
+                cpu_threads(config.cpu_threads if dev.type == "cpu" else None):
             model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=checkpoint is None,
                         tb_log_name=config.algo, log_interval=LOG_INTERVALS.get(config.algo, 4))
     train_seconds = time.perf_counter() - t0

@@ -74,15 +74,16 @@ class TinyNetworkProfile(ProfileResource):
         return dataclasses.replace(base, agent=tiny_network(base.agent), mae=MAEConfig.quick())
 
 
-class SendSigterm(BaseCallback):
-    """Sends SIGTERM to this process (what Dagster's run cancel does) once, after ``at`` transitions."""
+class SendSignal(BaseCallback):
+    """Sends ``sig`` to this process once, after ``at`` transitions: SIGTERM is what a run cancel
+    sends a run worker, SIGINT what Dagster passes on to a step process and what Ctrl-C sends."""
 
-    def __init__(self, at: int) -> None:
+    def __init__(self, at: int, sig: int = signal.SIGTERM) -> None:
         super().__init__()
-        self.at, self.sent = at, False
+        self.at, self.sig, self.sent = at, sig, False
 
     def _on_step(self) -> bool:
         if self.num_timesteps >= self.at and not self.sent:
             self.sent = True
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), self.sig)
         return True
