@@ -409,7 +409,8 @@ def train_policy(
     the winner's files are copied to ``out_dir``. Parameters as :func:`train_one_seed`.
 
     :raises PolicyCollapsedError: no run produced a policy that passes the collapse rule.
-    :raises TrainingInterrupted: SIGTERM or SIGINT arrived; a checkpoint was saved first.
+    :raises TrainingInterrupted: SIGTERM or SIGINT arrived; with a ``checkpoint_dir`` each
+        interrupted seed saved a checkpoint first.
     """
     out = Path(out_dir)
     base_seed = config.seed if seed is None else int(seed)
@@ -522,7 +523,8 @@ def train_one_seed(
     :param seed: seed (default ``config.seed``); recorded in the result.
     :param tensorboard_dir: TensorBoard log folder (``None``: no TensorBoard files).
     :param extra_callbacks: more callbacks, run after the built-in ones (e.g. to interrupt a test).
-    :raises TrainingInterrupted: SIGTERM or SIGINT arrived; a checkpoint was saved first.
+    :raises TrainingInterrupted: SIGTERM or SIGINT arrived with a ``checkpoint_dir``; a checkpoint
+        was saved first (without one, the signal has its usual effect).
     """
     dev = resolve_device(device)
     if str(device).startswith("cuda") and dev.type != "cuda":
