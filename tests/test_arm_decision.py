@@ -80,3 +80,44 @@ def test_the_command_reads_the_harness_file_and_prints_the_verdict(tmp_path, cap
     assert main([str(path), "arm", "base"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["adopt"] is True and printed["arm"]["n_collapsed"] == 0
+
+
+def test_collapse_first_adopts_collapse_halved_within_the_seed_spread_and_not_beyond() -> None:
+    # Baseline collapse: 1 train quarter + 1 held-out month. The arm removes both, and gives
+    # up 3 pp of alpha in every month: inside the 3.2 pp slack.
+    cheaper = [{**r, "label": "arm", "heldout_agent_collapsed": 0.0, "train_agent_quarters_collapsed": 0,
+                "heldout_agent_total_return_pct": r["heldout_agent_total_return_pct"] - 3} for r in baseline_rows()]
+    decision = compare_arms(pd.DataFrame(baseline_rows() + cheaper), "arm", "base", rule="collapse-first")
+    assert decision.adopt and decision.reasons == ("collapse 0 against 2, guards held",)
+    # The level-or-ahead rule rejects the same arm for its alpha.
+    assert not compare_arms(pd.DataFrame(baseline_rows() + cheaper), "arm", "base").adopt
+
+    dearer = [{**r, "heldout_agent_total_return_pct": r["heldout_agent_total_return_pct"] - 1} for r in cheaper]
+    decision = compare_arms(pd.DataFrame(baseline_rows() + dearer), "arm", "base", rule="collapse-first")
+    assert not decision.adopt
+    assert decision.reasons == ("median held-out alpha pp under its floor: -4.0 against -3.2",)
+
+
+def test_collapse_first_wants_both_collapse_figures_no_worse_and_their_sum_halved() -> None:
+    # Two fewer collapsed months but one more collapsed train quarter: the sum falls, a part rises.
+    base = baseline_rows() + [nested_row("base", "2021-Q4", 2.0, collapsed=True),
+                              nested_row("base", "2022-Q1", 2.0, collapsed=True)]
+    arm = [{**r, "label": "arm", "heldout_agent_collapsed": 0.0,
+            "train_agent_quarters_collapsed": 2 if r["segment"] == "2021-Q3" else 0} for r in base]
+    decision = compare_arms(pd.DataFrame(base + arm), "arm", "base", rule="collapse-first")
+    assert not decision.adopt
+    assert decision.reasons == ("more collapsed train quarters or held-out months: 2 + 0 against 1 + 3",)
+
+    same = [{**r, "label": "arm"} for r in base]
+    decision = compare_arms(pd.DataFrame(base + same), "arm", "base", rule="collapse-first")
+    assert not decision.adopt and decision.reasons == ("collapse not halved: 4 against 4",)
+
+
+def test_the_command_takes_the_rule(tmp_path, capsys) -> None:
+    path = tmp_path / "nested.jsonl"
+    arm = [{**r, "label": "arm", "heldout_agent_collapsed": 0.0, "train_agent_quarters_collapsed": 0}
+           for r in baseline_rows()]
+    path.write_text("".join(json.dumps(r) + "\n" for r in baseline_rows() + arm))
+    assert main(["--rule", "collapse-first", str(path), "arm", "base"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["rule"] == "collapse-first" and printed["adopt"] is True
