@@ -180,36 +180,40 @@ def _wait_finished(instance: DagsterInstance, run_id: str) -> DagsterRun:
     return poll_for_finished_run(instance, run_id, timeout=RUN_TIMEOUT_S)
 
 
-def _wait_for_file(path: Path, timeout_s: float = RUN_TIMEOUT_S) -> None:
+def _poll(probe: Callable[[], Any], done: Callable[[Any], bool], timeout_s: float, interval_s: float = 0.2) -> Any:
+    """``probe()`` every ``interval_s`` until ``done`` accepts its value or ``timeout_s`` has
+    passed: the last value either way."""
     deadline = time.monotonic() + timeout_s
-    while not path.exists():
-        assert time.monotonic() < deadline, f"timed out waiting for {path}"
-        time.sleep(0.1)
+    while True:
+        value = probe()
+        if done(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(interval_s)
+
+
+def _wait_for_file(path: Path, timeout_s: float = RUN_TIMEOUT_S) -> None:
+    assert _poll(path.exists, bool, timeout_s, interval_s=0.1), f"timed out waiting for {path}"
+
+
+def _exited(pid: int) -> bool:
+    """Whether ``pid`` is gone or a zombie (exited, not yet reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().split(") ")[-1].startswith("Z")
+    except FileNotFoundError:
+        return True
 
 
 def _pid_gone(pid: int, timeout_s: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-                if f.read().split(") ")[-1].startswith("Z"):  # zombie: exited
-                    return True
-        except FileNotFoundError:
-            return True
-        time.sleep(0.2)
-    return False
+    return _poll(lambda: _exited(pid), bool, timeout_s)
 
 
 def _settled_health(instance: DagsterInstance, run: DagsterRun, timeout_s: float = 30.0) -> WorkerStatus:
     """The launcher's health verdict once the worker can be reaped. A worker whose main thread
     has exited reads as a zombie in /proc while its other threads still wind down, and until
     then ``waitpid`` (so ``Popen.poll``) still sees it running."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        status = instance.run_launcher.check_run_worker_health(run).status
-        if status != WorkerStatus.RUNNING or time.monotonic() > deadline:
-            return status
-        time.sleep(0.2)
+    return _poll(lambda: instance.run_launcher.check_run_worker_health(run).status,
+                 lambda status: status != WorkerStatus.RUNNING, timeout_s)
 
 
 # -- decisions without a run worker ---------------------------------------------------------

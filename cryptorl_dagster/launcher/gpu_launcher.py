@@ -304,10 +304,8 @@ class CryptoRLRunLauncher(RunLauncher, ConfigurableClass):
 
         Dagster's worker maps SIGTERM to its interrupt handler; because the run is CANCELING
         it ends as CANCELED. Its multiprocess executor passes the interrupt on to each step
-        subprocess as SIGINT (training assets save a checkpoint in their handler). It once
-        signalled the whole process group, so each step got a SIGTERM and then Dagster's SIGINT
-        while already stopping; with two signals in flight a cancelled test run now and then
-        never finished.
+        subprocess as SIGINT (training assets save a checkpoint in their handler). The worker
+        alone is signalled, so each step gets exactly one signal.
         """
         run = self._instance.get_run_by_id(run_id)
         if run is None or run.is_finished:

@@ -110,7 +110,8 @@ def slow_training(context: AssetExecutionContext, config: SlowConfig) -> None:
         deadline = time.monotonic() + config.seconds
         while time.monotonic() < deadline and not guard.requested:
             time.sleep(0.1)
-        time.sleep(1.0)  # saving takes a moment: a second signal would arrive meanwhile
+        if guard.requested:
+            time.sleep(1.0)  # saving takes a moment: a second signal would arrive meanwhile
     if guard.requested:
         (markers / "checkpoint").write_text(json.dumps({"pid": os.getpid(), "signals": guard.seen}))
         raise RuntimeError(f"terminated by {signal.Signals(guard.signum).name} after saving a checkpoint")
