@@ -81,7 +81,7 @@ def test_full_is_seed001_with_the_listed_departures_only() -> None:
     assert FULL_DEPARTURES_FROM_SEED == {"embedding": False, "top_quantiles_to_drop_per_net": 0,
                                          "prefer_live_on_eval": True, "select_after_discipline": True,
                                          "keep_last_live": True}
-    assert full.env == EnvConfig.full() and EnvConfig.full().action_gain == 1.5
+    assert full.env == EnvConfig.full() and EnvConfig.full().action_gain == EnvConfig.seed().action_gain == 1.0
     assert EnvConfig.full().risk_aversion == 4.0 and EnvConfig.seed().risk_aversion == 1.0
     assert EnvConfig.full().sizing == EnvConfig.quick().sizing == "vol_scaled" and EnvConfig.seed().sizing == "agent"
     assert MAEConfig.full() == MAEConfig.seed001() == MAEConfig.seed000()

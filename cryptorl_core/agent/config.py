@@ -17,8 +17,8 @@ ALGOS = ("tqc", "sac", "ppo", "dqn", "a2c")
 #: FiLM-modulated embedding, the critic drops no quantiles, and the best checkpoint is the best
 #: one live on the eval month itself before any live on the train probe only (the seed keeps the
 #: best eval reward), from the end of the curriculum's Discipline phase on; and each seed keeps
-#: its last model instead when that is live. The env's action gain (1.5, seed 1) and risk
-#: aversion (4) are in :meth:`EnvConfig.full`.
+#: its last model instead when that is live. The env's risk aversion (4), sizing and action gain
+#: (1, the seed's, since backfill 13) are in :meth:`EnvConfig.full`.
 FULL_DEPARTURES_FROM_SEED: dict[str, Any] = {"embedding": False, "top_quantiles_to_drop_per_net": 0,
                                              "prefer_live_on_eval": True, "select_after_discipline": True,
                                              "keep_last_live": True}
@@ -346,7 +346,7 @@ class AgentConfig(ConfigBase):
     @classmethod
     def full(cls) -> AgentConfig:
         """Seed 001 with the project's measured departures (:data:`FULL_DEPARTURES_FROM_SEED`,
-        and the env's action gain 1.5 and risk aversion 4): the heads read the HMM context
+        and the env's risk aversion 4 and sizing): the heads read the HMM context
         directly, the critic drops no quantiles, and the reward is a risk-averse step utility.
         ``seed001`` is the seed exactly."""
         seed = cls.seed001()
