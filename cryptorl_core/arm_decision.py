@@ -103,16 +103,20 @@ def held_out_figures(rows: pd.DataFrame) -> HeldOutFigures:
     )
 
 
+#: The figures both rules name in their reasons.
+COUNT, ALPHA = "held-out Sharpe >= buy-and-hold's", "median held-out alpha pp"
+
+
 def decide(arm: HeldOutFigures, baseline: HeldOutFigures) -> tuple[bool, tuple[str, ...]]:
-    """The level-or-ahead rule: level or ahead on the count at or above buy-and-hold, the median alpha (to the
-    0.1 point the log reports) and the collapsed months, ahead on at least one, and no more
-    collapsed train quarters than the baseline.
+    """The level-or-ahead rule: level or ahead on the count at or above buy-and-hold, the median
+    alpha (to the 0.1 point the log reports) and the collapsed months, ahead on at least one, and
+    no more collapsed train quarters than the baseline.
 
     :return: ``(adopt, reasons)``.
     """
     # (name, arm's, baseline's, +1 where higher is better)
-    figures = (("held-out Sharpe >= buy-and-hold's", arm.n_ge_hold, baseline.n_ge_hold, 1),
-               ("median held-out alpha pp", arm.median_alpha_pp, baseline.median_alpha_pp, 1),
+    figures = ((COUNT, arm.n_ge_hold, baseline.n_ge_hold, 1),
+               (ALPHA, arm.median_alpha_pp, baseline.median_alpha_pp, 1),
                ("collapsed held-out months", arm.n_collapsed, baseline.n_collapsed, -1))
     behind = [f"behind on {name}: {a} against {b}" for name, a, b, sign in figures if sign * (a - b) < 0]
     ahead = [f"ahead on {name}: {a} against {b}" for name, a, b, sign in figures if sign * (a - b) > 0]
@@ -132,7 +136,8 @@ class SeedSpread:
 
     :param count: months at or above buy-and-hold's Sharpe (the redraw moved it by 3).
     :param alpha_pp: median alpha, twice the 1.6 pp the redraw moved it.
-    :param sharpe_ratio: the median Sharpe's floor as a share of the baseline's (the redraw moved it about 6 %).
+    :param sharpe_ratio: the median Sharpe's floor as a share of the baseline's (the redraw
+        moved it about 6 %).
     """
 
     count: int = 3
@@ -159,8 +164,8 @@ def decide_collapse_first(arm: HeldOutFigures, baseline: HeldOutFigures,
                       f"{arm.n_collapsed} against {baseline.train_quarters_collapsed} + {baseline.n_collapsed}")
     if 2 * collapse > collapse_base:
         failed.append(f"collapse not halved: {collapse} against {collapse_base}")
-    guards = (("held-out Sharpe >= buy-and-hold's", arm.n_ge_hold, baseline.n_ge_hold - spread.count),
-              ("median held-out alpha pp", arm.median_alpha_pp, round(baseline.median_alpha_pp - spread.alpha_pp, 1)),
+    guards = ((COUNT, arm.n_ge_hold, baseline.n_ge_hold - spread.count),
+              (ALPHA, arm.median_alpha_pp, round(baseline.median_alpha_pp - spread.alpha_pp, 1)),
               ("median held-out Sharpe", arm.median_sharpe, round(spread.sharpe_ratio * baseline.median_sharpe, 2)))
     failed += [f"{name} under its floor: {a} against {floor}" for name, a, floor in guards if a < floor]
     passed = [] if failed else [f"collapse {collapse} against {collapse_base}, guards held"]

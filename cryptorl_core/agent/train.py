@@ -599,8 +599,7 @@ def train_one_seed(
             model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=checkpoint is None,
                         tb_log_name=config.algo, log_interval=LOG_INTERVALS.get(config.algo, 4))
     train_seconds = time.perf_counter() - t0
-    if guard.requested:  # only ever set with a checkpointer: the guard is entered with one alone
-        assert checkpointer is not None
+    if checkpointer is not None and guard.requested:
         saved = checkpointer.saved[-1] if checkpointer.saved else None
         raise TrainingInterrupted(saved, int(model.num_timesteps), guard.signum)
 

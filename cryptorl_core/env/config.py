@@ -45,12 +45,12 @@ PROFILE_ACTION_GAIN = 1.0
 #: the regime rule's; 2 and 10 did worse (docs/EXPERIMENTS.md, "Risk aversion").
 PROFILE_RISK_AVERSION = 4.0
 
-#: Sizing of both profiles. Under gain 1.5 (then the profiles') and gamma 4 the agent's best target in a regime with
-#: drift is still +-1, so it held one position through one-regime stretches. ``vol_scaled``
-#: scales its target down by the ``vol_target`` rule's multiplier: on twelve synthetic segments'
-#: train and eval windows, 0 collapsed train quarters against 2, twice the eval trades, a higher
-#: median eval alpha over buy-and-hold and more eval Sharpes at or above buy-and-hold's, for a
-#: lower eval return and Sharpe (docs/EXPERIMENTS.md, "Vol-scaled sizing").
+#: Sizing of both profiles. Under gain 1.5 (then the profiles') and gamma 4 the agent's best
+#: target in a regime with drift is still +-1, so it held one position through one-regime
+#: stretches. ``vol_scaled`` scales its target down by the ``vol_target`` rule's multiplier: on
+#: twelve synthetic segments' train and eval windows, 0 collapsed train quarters against 2, twice
+#: the eval trades, a higher median eval alpha over buy-and-hold and more eval Sharpes at or above
+#: buy-and-hold's, for a lower eval return and Sharpe (docs/EXPERIMENTS.md, "Vol-scaled sizing").
 PROFILE_SIZING = "vol_scaled"
 
 #: Floor of the one-step NAV growth factor, so ``log`` stays finite if a short is wiped out.
