@@ -33,6 +33,7 @@ from cryptorl_core.agent.seed_workers import run_in_workers
 from cryptorl_core.encoder import MAEConfig
 from cryptorl_core.env import BatchCryptoEnv
 from cryptorl_core.policy_stats import CollapseRule
+from cryptorl_core.provenance import training_environment
 from cryptorl_core.schema import TEST
 
 CPU = torch.device("cpu")
@@ -83,6 +84,7 @@ def test_short_run_writes_outputs_and_logs(tmp_path, segment_frame, context, mar
     assert len(res.evals) == 2 and res.best_step in (240, 480) and res.kept_checkpoint == "last model at step 480"
     saved = json.loads(res.config_path.read_text())
     assert AgentConfig.from_dict(saved["config"]) == cfg and saved["metrics"]["seed"] == 0
+    assert saved["environment"] == res.extra["environment"] == training_environment("cpu")
     assert res.curves and {"action_std", "action_entropy_bits", "ent_coef", "log_std"} <= set(res.curves[0])
     assert any(f.name.startswith("events.out.tfevents") for f in (tmp_path / "tb").rglob("*"))
     assert (tmp_path / "ckpt" / "seed-0" / "DONE.json").exists() and not list_checkpoints(tmp_path / "ckpt" / "seed-0")

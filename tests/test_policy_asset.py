@@ -10,6 +10,7 @@ import json
 import dagster as dg
 import numpy as np
 import pytest
+import torch
 from helpers.agent import TINY_MAE as TINY_ENCODER
 from helpers.agent import SendSignal, TinyNetworkProfile, tiny_encoder, tiny_network
 
@@ -145,6 +146,9 @@ def test_tqc_policy_materializes_and_resumes(dagster_resources, latest_key, tmp_
     assert "(the end of Discipline)" in meta["selection"].value
     assert meta["training_curves"].value.startswith("![training curves](data:image/png;base64,")
     assert "kept_checkpoint" in meta and "stopped_early" in meta and "evaluations" in meta
+    # Lineage beyond the config: what the kept seed was trained with (in its worker process).
+    assert meta["training_environment"].value == saved["environment"]
+    assert saved["environment"]["torch"] == torch.__version__ and saved["environment"]["cpu"]
 
     # The published policy loads against the segment's tensors (what backtest_report does).
     frame = result.output_for_node("features")

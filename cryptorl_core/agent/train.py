@@ -78,6 +78,7 @@ from cryptorl_core.agent.seed_workers import run_in_workers
 from cryptorl_core.device import cpu_threads, resolve_device
 from cryptorl_core.encoder.artifact import LoadedEncoder
 from cryptorl_core.env import BatchCryptoEnv, DiscretePositionWrapper, SegmentMarket
+from cryptorl_core.provenance import training_environment
 from cryptorl_core.schema import EVAL, PRICE_CLOSE_COL, PRICE_OPEN_COL, TRAIN
 from cryptorl_core.seeding import seed_everything
 
@@ -630,10 +631,12 @@ def train_one_seed(
         env_steps_per_s=(model.num_timesteps - start_timesteps) / max(train_seconds, 1e-9),
         overfit_warned_at=overfit.warned_at, collapsed=collapsed, device=str(dev), seed=seed,
         fingerprint=fingerprint, extra={"seconds_total": done, "mode": market.mode,
-                                        "d_model": market.d_model, "tokens": market.tokens},
+                                        "d_model": market.d_model, "tokens": market.tokens,
+                                        "environment": training_environment(dev)},
     )
     result.config_path.write_text(json.dumps({"config": config.as_dict(), "metrics": result.metrics(),
-                                              "d_model": market.d_model, "tokens": market.tokens}, indent=2, default=str))
+                                              "d_model": market.d_model, "tokens": market.tokens,
+                                              "environment": result.extra["environment"]}, indent=2, default=str))
     (out / HISTORY_FILE).write_text(json.dumps({"evals": result.evals, "curves": result.curves}, default=float))
     if ckpt_dir is not None:
         mark_done(ckpt_dir, {"fingerprint": fingerprint, "num_timesteps": result.num_timesteps})

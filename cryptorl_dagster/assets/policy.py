@@ -123,6 +123,7 @@ def _metadata(result: PolicyTrainResult, artifact: PolicyArtifact, png: bytes, d
         "collapse_reasons": dg.MetadataValue.json(result.extra.get("collapse", {})),
         "model_path": dg.MetadataValue.path(artifact.model_path),
         "config": dg.MetadataValue.json(result.config.as_dict()),
+        "training_environment": dg.MetadataValue.json(result.extra.get("environment", {})),
         "metrics": dg.MetadataValue.json({k: v for k, v in m.items() if isinstance(v, int | float | str | bool)}),
         "training_curves": png_markdown(png, "training curves"),
     }
