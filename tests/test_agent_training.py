@@ -177,8 +177,14 @@ def test_without_a_checkpoint_folder_ctrl_c_stops_training_at_once(tmp_path, seg
     flag that no checkpoint callback reads while training runs on to the end."""
     cfg = tiny_config(checkpoint_freq=10_000)
     stopper = SendSignal(200, signal.SIGINT)
-    with pytest.raises(KeyboardInterrupt):
-        train_policy(segment_frame, market, cfg, tmp_path / "out", device="cpu", extra_callbacks=[stopper])
+    # Python's own Ctrl-C handler, whatever this process inherited: a shell starts a background
+    # job (`make test &`, nohup) with SIGINT ignored, and Python then installs no handler at all.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train_policy(segment_frame, market, cfg, tmp_path / "out", device="cpu", extra_callbacks=[stopper])
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert stopper.sent and stopper.num_timesteps < cfg.total_timesteps
     assert not (tmp_path / "out" / "tqc.zip").exists()
 
