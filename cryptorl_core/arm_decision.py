@@ -17,7 +17,8 @@ not in those rows at all. Two rules, computed from the rows the harness wrote:
     python -m cryptorl_core.arm_decision --rule collapse-first nested.jsonl nest_hold1_s45 nest_last_s45
 
 Both arms are read on the segments they share (the last row of a label and segment wins, so a
-re-run segment replaces the earlier one).
+re-run segment replaces the earlier one). A label may name several, comma-separated, pooled: a
+baseline run in two halves (``nest_gain1_s45_x,nest_gain1_s45_y``) is one arm of 22 segments.
 
 Read a verdict against the seeds' own spread: the profile run again with other seeds moved the
 count by 3 months, the median alpha by 1.6 pp and the collapsed months by 1 on the same 22
@@ -69,6 +70,9 @@ class ArmDecision:
     :param reasons: what decided it, one line per figure behind or ahead.
     :param sharpe_higher: months where the arm's held-out Sharpe is above the baseline's.
     :param sharpe_lower: months where it is below.
+    :param train_bear_target: the median over segments of the kept policy's mean own target on
+        the train window's true-bear bars, arm and baseline: the short-sizing figure the recent
+        rules add to the held-out ones (``None`` where the rows carry no true regime).
     """
 
     arm: HeldOutFigures
@@ -77,17 +81,26 @@ class ArmDecision:
     reasons: tuple[str, ...]
     sharpe_higher: int
     sharpe_lower: int
+    train_bear_target: tuple[float, float] | None = None
 
 
 def label_rows(rows: pd.DataFrame, label: str) -> pd.DataFrame:
     """The nested rows of one label, one per segment (the last one written), indexed by segment.
 
-    :raises ValueError: no nested row has that label.
+    :param label: one label, or several comma-separated ones pooled (their segments must differ).
+    :raises ValueError: a label has no nested row, or two pooled labels share a segment.
     """
-    mine = rows[rows["label"] == label]
-    if mine.empty or f"{HELD}agent_sharpe" not in mine or mine[f"{HELD}agent_sharpe"].isna().all():
-        raise ValueError(f"no nested rows labelled {label!r}")
-    return mine.drop_duplicates("segment", keep="last").set_index("segment")
+    parts = []
+    for name in label.split(","):
+        mine = rows[rows["label"] == name]
+        if mine.empty or f"{HELD}agent_sharpe" not in mine or mine[f"{HELD}agent_sharpe"].isna().all():
+            raise ValueError(f"no nested rows labelled {name!r}")
+        parts.append(mine.drop_duplicates("segment", keep="last"))
+    pooled = pd.concat(parts)
+    twice = pooled["segment"][pooled["segment"].duplicated()]
+    if not twice.empty:
+        raise ValueError(f"the labels pooled in {label!r} share segments {sorted(set(twice))}")
+    return pooled.set_index("segment")
 
 
 def held_out_figures(rows: pd.DataFrame) -> HeldOutFigures:
@@ -102,6 +115,9 @@ def held_out_figures(rows: pd.DataFrame) -> HeldOutFigures:
         median_sharpe=round(float(rows[f"{HELD}agent_sharpe"].median()), 2),
     )
 
+
+#: The harness's key of the kept policy's mean own target on train bear bars (synthetic rows).
+BEAR_TARGET = "train_agent_bear_mean"
 
 #: The figures both rules name in their reasons.
 COUNT, ALPHA = "held-out Sharpe >= buy-and-hold's", "median held-out alpha pp"
@@ -192,8 +208,11 @@ def compare_arms(rows: pd.DataFrame, arm: str, baseline: str, rule: str = "level
     figures_a, figures_b = held_out_figures(a), held_out_figures(b)
     adopt, reasons = RULES[rule](figures_a, figures_b)
     diff = a[f"{HELD}agent_sharpe"] - b[f"{HELD}agent_sharpe"]
+    bear = (None if BEAR_TARGET not in a or BEAR_TARGET not in b
+            else (round(float(a[BEAR_TARGET].median()), 2), round(float(b[BEAR_TARGET].median()), 2)))
     return ArmDecision(arm=figures_a, baseline=figures_b, adopt=adopt, reasons=reasons,
-                       sharpe_higher=int((diff > 0).sum()), sharpe_lower=int((diff < 0).sum()))
+                       sharpe_higher=int((diff > 0).sum()), sharpe_lower=int((diff < 0).sum()),
+                       train_bear_target=bear)
 
 
 def read_rows(path: Path) -> pd.DataFrame:
@@ -205,8 +224,8 @@ def read_rows(path: Path) -> pd.DataFrame:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("rows", type=Path, help="the harness's --out file (JSON lines)")
-    parser.add_argument("arm", help="the arm's label")
-    parser.add_argument("baseline", help="the baseline's label")
+    parser.add_argument("arm", help="the arm's label (several, comma-separated, are pooled)")
+    parser.add_argument("baseline", help="the baseline's label (several, comma-separated, are pooled)")
     parser.add_argument("--rule", choices=sorted(RULES), default="level-or-ahead", help="the rule fixed for the arm")
     args = parser.parse_args(argv)
     decision = compare_arms(read_rows(args.rows), args.arm, args.baseline, rule=args.rule)

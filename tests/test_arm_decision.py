@@ -68,6 +68,24 @@ def test_arms_are_read_on_shared_segments_and_a_rerun_segment_replaces_the_first
     assert decision.baseline.n_collapsed == 0  # 2021-Q3 is not shared
 
 
+def test_comma_separated_labels_pool_their_segments_and_report_the_bear_short() -> None:
+    # The baseline run in two halves; each row carries its train bear-bar target.
+    halves = [{**r, "label": "base_x" if r["segment"] != "2021-Q3" else "base_y",
+               "train_agent_bear_mean": -0.3} for r in baseline_rows()]
+    arm = [{**r, "label": "arm", "train_agent_bear_mean": -0.6} for r in halves]
+    pooled = compare_arms(pd.DataFrame(halves + arm), "arm", "base_x,base_y")
+    whole = compare_arms(pd.DataFrame([{**r, "label": "base"} for r in halves] + arm), "arm", "base")
+    assert pooled.baseline == whole.baseline and pooled.baseline.n_segments == 3
+    assert pooled.train_bear_target == (-0.6, -0.3)
+    assert compare_arms(pd.DataFrame(baseline_rows() * 2), "base", "base").train_bear_target is None
+
+
+def test_pooled_labels_sharing_a_segment_are_an_error() -> None:
+    rows = baseline_rows() + [{**r, "label": "other"} for r in baseline_rows()[:1]]
+    with pytest.raises(ValueError, match="share segments \\['2021-Q1'\\]"):
+        compare_arms(pd.DataFrame(rows), "base,other", "base")
+
+
 def test_a_label_without_nested_rows_is_an_error_naming_it() -> None:
     with pytest.raises(ValueError, match="'missing'"):
         compare_arms(pd.DataFrame(baseline_rows()), "missing", "base")
