@@ -195,8 +195,8 @@ def compare_arms(rows: pd.DataFrame, arm: str, baseline: str, rule: str = "level
     """A rule applied to two labels of a table of nested rows, on the segments both have.
 
     :param rows: the harness's rows (``--out`` JSON lines read into a frame).
-    :param arm: the arm's label.
-    :param baseline: the baseline's label.
+    :param arm: the arm's label (several, comma-separated, are pooled: :func:`label_rows`).
+    :param baseline: the baseline's label (likewise).
     :param rule: a key of :data:`RULES`.
     :raises ValueError: a label has no nested rows, or the two share no segment.
     """
