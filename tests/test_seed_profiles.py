@@ -21,6 +21,7 @@ from cryptorl_core.agent.config import FULL_DEPARTURES_FROM_SEED, SEED004_CADENC
 from cryptorl_core.encoder.config import MAEConfig
 from cryptorl_core.env.config import (
     PROFILE_ACTION_GAIN,
+    PROFILE_HOLD_COST_BPS,
     PROFILE_RISK_AVERSION,
     PROFILE_SIZING,
     EnvConfig,
@@ -76,14 +77,15 @@ def test_seed_profiles_hold_every_seed_value(name: str) -> None:
 def test_full_is_seed001_with_the_listed_departures_only() -> None:
     full, seed = AgentConfig.full(), AgentConfig.seed001()
     project_env = seed.env.with_overrides(action_gain=PROFILE_ACTION_GAIN, risk_aversion=PROFILE_RISK_AVERSION,
-                                          sizing=PROFILE_SIZING)
+                                          hold_cost_bps=PROFILE_HOLD_COST_BPS, sizing=PROFILE_SIZING)
     assert full == seed.replace(env=project_env, **FULL_DEPARTURES_FROM_SEED)
     assert FULL_DEPARTURES_FROM_SEED == {"embedding": False, "top_quantiles_to_drop_per_net": 0,
                                          "prefer_live_on_eval": True, "select_after_discipline": True,
                                          "keep_last_live": True}
     assert full.env == EnvConfig.full() and EnvConfig.full().action_gain == EnvConfig.seed().action_gain == 1.0
     assert EnvConfig.full().risk_aversion == 4.0 and EnvConfig.seed().risk_aversion == 1.0
-    assert EnvConfig.full().sizing == EnvConfig.quick().sizing == "vol_scaled" and EnvConfig.seed().sizing == "agent"
+    assert EnvConfig.full().sizing == EnvConfig.quick().sizing == EnvConfig.seed().sizing == "agent"
+    assert EnvConfig.full().hold_cost_bps == EnvConfig.quick().hold_cost_bps == 2.0 and EnvConfig.seed().hold_cost_bps == 0.0
     assert MAEConfig.full() == MAEConfig.seed001() == MAEConfig.seed000()
     assert PipelineConfig.full().mae == MAEConfig.seed001()
     # The quick profile keeps its own cadence.
