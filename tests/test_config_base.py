@@ -20,7 +20,7 @@ from cryptorl_core.regime.config import HMMConfig
 #: Fingerprints of the profiles: the encoder's from before the shared base class (its checkpoints
 #: still resume); the agent's since the profiles' action gain went to 1 (every field is in the
 #: fingerprint, so a stored run from before it starts afresh rather than resume).
-PINNED = {"agent_quick": "9ac09b82f4e2fc8f", "agent_full": "95e1841d42c19610", "mae_full": "9032264de52b0df6"}
+PINNED = {"agent_quick": "79a99db9d4ac6c5c", "agent_full": "a63ffca0937a0858", "mae_full": "9032264de52b0df6"}
 
 
 def _json(payload: dict) -> dict:
