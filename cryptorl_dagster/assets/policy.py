@@ -55,9 +55,9 @@ class PolicyRunConfig(RunOverrides):
         seed's design; the profiles read the HMM context directly).
     :param timing_bonus_scale: weight of seed 004's delayed timing bonus in the reward (+5 for a
         good BUY, -2 for a bad one; 0: off).
-    :param sizing: ``agent``, ``vol_target`` (the agent sets direction and timing, the
-        ``vol_target`` rule the size) or ``vol_scaled`` (the agent's target times the
-        ``vol_target`` multiplier; the profiles').
+    :param sizing: ``agent`` (the profiles'), ``vol_target`` (the agent sets direction and
+        timing, the ``vol_target`` rule the size) or ``vol_scaled`` (the agent's target times the
+        ``vol_target`` multiplier; the profiles' until backfill 14).
     :param risk_aversion: relative risk aversion of the step utility in the reward (1: log
         growth, the seed's).
     :param counterfactual_fraction: share of each sampled TQC/SAC batch replayed with a uniform
