@@ -18,8 +18,9 @@ from cryptorl_core.profiles import PipelineConfig
 from cryptorl_core.regime.config import HMMConfig
 
 #: Fingerprints of the profiles: the encoder's from before the shared base class (its checkpoints
-#: still resume); the agent's since the profiles' action gain went to 1 (every field is in the
-#: fingerprint, so a stored run from before it starts afresh rather than resume).
+#: still resume); the agent's since the profiles' sizing and hold cost changed after backfill 14
+#: (every field is in the fingerprint, so a stored run from before it starts afresh rather than
+#: resume).
 PINNED = {"agent_quick": "79a99db9d4ac6c5c", "agent_full": "a63ffca0937a0858", "mae_full": "9032264de52b0df6"}
 
 

@@ -50,16 +50,16 @@ PROFILE_RISK_AVERSION = 4.0
 #: scaled it by the ``vol_target`` multiplier (``vol_scaled``), added when gain 1.5 saturated the
 #: target at +-1. At gain 1 the target no longer saturates, and the multiplier (about 0.5 on bear
 #: bars, 0.3 on crash bars, 1 on range bars of synthetic train windows) mostly halved the shorts.
-#: Without it, two seed pairs' 22 nested held-out months each were ahead on buy-and-hold's Sharpe
-#: and median alpha by more than the seeds' spread, but the agent held range bars, so one pair had
-#: more collapsed months; :data:`PROFILE_HOLD_COST_BPS` prices that bet (docs/EXPERIMENTS.md,
+#: Without it, on two seed pairs' 22 nested held-out months each, more months reached
+#: buy-and-hold's Sharpe and the median alpha rose by more than the seeds' spread, but the agent
+#: held range bars, so one pair had more collapsed months; :data:`PROFILE_HOLD_COST_BPS` prices that bet (docs/EXPERIMENTS.md,
 #: "The agent sizes its own position").
 PROFILE_SIZING = "agent"
 
 #: Hold cost of both profiles, in basis points a bar on the squared position (reward only). With
 #: the agent sizing its own position, 2 bp took the train range bars held from 0.84 to 0.08 and
-#: the collapsed held-out months back to the profile's, and kept a median alpha 4.1 pp above
-#: the ``vol_scaled`` profile's on 22 nested held-out months (docs/EXPERIMENTS.md, "No overlay
+#: the collapsed held-out months back to the ``vol_scaled`` profile's (1), and kept a median
+#: alpha 4.1 pp above that profile's on 22 nested held-out months (docs/EXPERIMENTS.md, "No overlay
 #: with a 2 bp hold cost").
 PROFILE_HOLD_COST_BPS = 2.0
 
