@@ -52,8 +52,8 @@ PROFILE_RISK_AVERSION = 4.0
 #: bars, 0.3 on crash bars, 1 on range bars of synthetic train windows) mostly halved the shorts.
 #: Without it, on two seed pairs' 22 nested held-out months each, more months reached
 #: buy-and-hold's Sharpe and the median alpha rose by more than the seeds' spread, but the agent
-#: held range bars, so one pair had more collapsed months; :data:`PROFILE_HOLD_COST_BPS` prices that bet (docs/EXPERIMENTS.md,
-#: "The agent sizes its own position").
+#: held range bars, so one pair had more collapsed months; :data:`PROFILE_HOLD_COST_BPS` prices
+#: that bet (docs/EXPERIMENTS.md, "The agent sizes its own position").
 PROFILE_SIZING = "agent"
 
 #: Hold cost of both profiles, in basis points a bar on the squared position (reward only). With
