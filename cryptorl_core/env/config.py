@@ -51,16 +51,18 @@ PROFILE_RISK_AVERSION = 4.0
 #: target at +-1. At gain 1 the target no longer saturates, and the multiplier (about 0.5 on bear
 #: bars, 0.3 on crash bars, 1 on range bars of synthetic train windows) mostly halved the shorts.
 #: Without it, on two seed pairs' 22 nested held-out months each, more months reached
-#: buy-and-hold's Sharpe and the median alpha rose by more than the seeds' spread, but the agent
-#: held range bars, so one pair had more collapsed months; :data:`PROFILE_HOLD_COST_BPS` prices
-#: that bet (docs/EXPERIMENTS.md, "The agent sizes its own position").
+#: buy-and-hold's Sharpe and the median alpha rose by more than the 1.6 pp that seed pairs moved
+#: the ``vol_scaled`` profile's (this profile's two pairs differ by 4.9 pp), but the agent held
+#: range bars, so one pair had more collapsed months; :data:`PROFILE_HOLD_COST_BPS` prices that
+#: bet (docs/EXPERIMENTS.md, "The agent sizes its own position", "The profile on a second seed
+#: pair").
 PROFILE_SIZING = "agent"
 
 #: Hold cost of both profiles, in basis points a bar on the squared position (reward only). With
 #: the agent sizing its own position, 2 bp took the train range bars held from 0.84 to 0.08 and
 #: the collapsed held-out months back to the ``vol_scaled`` profile's (1), and kept a median
-#: alpha 4.1 pp above that profile's on 22 nested held-out months (docs/EXPERIMENTS.md, "No overlay
-#: with a 2 bp hold cost").
+#: alpha 4.1 pp above that profile's on 22 nested held-out months, less than the 4.9 pp between
+#: this profile's own two seed pairs (docs/EXPERIMENTS.md, "No overlay with a 2 bp hold cost").
 PROFILE_HOLD_COST_BPS = 2.0
 
 #: Floor of the one-step NAV growth factor, so ``log`` stays finite if a short is wiped out.
