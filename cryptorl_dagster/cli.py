@@ -10,8 +10,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
+import yaml
 
 from cryptorl_core.backtest.summary import MARKDOWN_FILE
 from cryptorl_dagster.assets.backtest import SUMMARY_ASSET
@@ -80,7 +83,29 @@ def print_report(result: dg.ExecuteInProcessResult, out=sys.stdout) -> None:
               file=out)
 
 
-def run(partition: str | None, selection: str | None) -> int:
+#: Run config that keeps the console to warnings (the summary printed afterwards says the rest).
+QUIET_LOGGERS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def load_run_config(path: str | None) -> dict[str, Any]:
+    """The quiet loggers plus the run config in the YAML file at ``path``, the file
+    ``dagster asset materialize --config`` takes (e.g. ``ops: {tqc_policy: {config: {seed: 2}}}``
+    trains every segment's agent from seed 2). The file's own ``loggers`` win.
+
+    :raises ValueError: naming the file, when it cannot be read or is not a YAML mapping.
+    """
+    if not path:
+        return dict(QUIET_LOGGERS)
+    try:
+        loaded = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ValueError(f"run config {path}: cannot read it as YAML ({err})") from err
+    if not isinstance(loaded, dict):
+        raise ValueError(f"run config {path}: expected a mapping such as 'ops: {{...}}', got {type(loaded).__name__}")
+    return {**QUIET_LOGGERS, **loaded}
+
+
+def run(partition: str | None, selection: str | None, run_config: dict[str, Any] | None = None) -> int:
     keys = [s.key for s in segments()]
     if not keys:
         print("no walk-forward segment fits in the data coverage", file=sys.stderr)
@@ -93,9 +118,9 @@ def run(partition: str | None, selection: str | None) -> int:
         partition_key=partition,
         resources=default_resources(),
         instance=local_instance(),
-        selection=selection,
+        selection=selection.split(",") if selection else None,
         raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        run_config=run_config or QUIET_LOGGERS,
     )
     print_summary(result)
     print_report(result)
@@ -110,24 +135,24 @@ def run(partition: str | None, selection: str | None) -> int:
 PER_SEGMENT_SELECTION = dg.AssetSelection.all() - dg.AssetSelection.assets(*CROSS_SEGMENT_ASSETS)
 
 
-def backfill(partitions: str | None) -> int:
+def backfill(partitions: str | None, run_config: dict[str, Any] | None = None) -> int:
     """Materialize the lineage of every segment (or the listed ones), one run per segment as a
-    Dagster backfill makes, then the cross-segment assets (``hmm_wfo_metrics``, ``wfo_summary``);
-    print each segment's time and the summary table."""
+    Dagster backfill makes, each with ``run_config`` (:func:`load_run_config`), then the
+    cross-segment assets (``hmm_wfo_metrics``, ``wfo_summary``); print each segment's time and
+    the summary table."""
     keys = partitions.split(",") if partitions else [s.key for s in segments()]
     instance, resources = local_instance(), default_resources()
-    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     started, failed = time.time(), []
     for key in keys:
         t0 = time.time()
         result = dg.materialize([*all_assets, *all_checks], partition_key=key, resources=resources,
                                 instance=instance, selection=PER_SEGMENT_SELECTION, raise_on_error=False,
-                                run_config=quiet)
+                                run_config=run_config or QUIET_LOGGERS)
         if not result.success:
             failed.append(key)
         print(f"{key}: {'ok' if result.success else 'FAILED'} in {time.time() - t0:.1f} s", flush=True)
     result = dg.materialize([*all_assets, *all_checks], resources=resources, instance=instance,
-                            selection=list(CROSS_SEGMENT_ASSETS), raise_on_error=False, run_config=quiet)
+                            selection=list(CROSS_SEGMENT_ASSETS), raise_on_error=False, run_config=QUIET_LOGGERS)
     print_summary(result)
     table = resources["artifacts"].path(SUMMARY_ASSET) / MARKDOWN_FILE
     if table.exists():
@@ -141,18 +166,26 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run_p = sub.add_parser("run", help="materialize one segment's lineage (default: the latest)")
     run_p.add_argument("--partition", help="segment key such as 2025-Q4")
-    run_p.add_argument("--select", help="asset selection string, e.g. 'raw_market_data,features'")
+    run_p.add_argument("--select", help="comma-separated asset selections, e.g. 'raw_market_data,features' or '*hmm_model'")
     sub.add_parser("segments", help="list the walk-forward segments")
     fill_p = sub.add_parser("backfill", help="materialize every segment's lineage in turn, then the cross-segment assets")
     fill_p.add_argument("--partitions", help="comma-separated segment keys (default: all)")
+    for p in (run_p, fill_p):
+        p.add_argument("--config", help="YAML run config for each segment's run, as `dagster asset materialize "
+                                        "--config` takes (e.g. 'ops: {tqc_policy: {config: {seed: 2}}}')")
     args = parser.parse_args(argv)
-    if args.command == "backfill":
-        return backfill(args.partitions)
     if args.command == "segments":
         for seg in segments():
             print(seg.key, seg.train_start, seg.test_start, seg.test_end)
         return 0
-    return run(args.partition, args.select)
+    try:
+        run_config = load_run_config(args.config)
+    except ValueError as err:
+        print(err, file=sys.stderr)
+        return 2
+    if args.command == "backfill":
+        return backfill(args.partitions, run_config)
+    return run(args.partition, args.select, run_config)
 
 
 if __name__ == "__main__":

@@ -201,3 +201,62 @@ def test_dev_serves_the_repo_instance(tmp_path: Path, command: list[str]):
         assert (storage / "history" / "runs.db").is_file()  # the instance's storage is ours
     finally:
         _stop(proc, log)
+
+
+def test_cli_run_config_file_reaches_the_assets(tmp_path: Path, latest_key: str, monkeypatch: pytest.MonkeyPatch):
+    """``cli run --config FILE`` hands the file's run config to the run (here the HMM's first
+    restart seed), as ``dagster asset materialize --config`` would."""
+    from cryptorl_dagster import cli
+    from cryptorl_dagster.resources import ProfileResource
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setenv("CRYPTORL_STORAGE", str(tmp_path / "storage"))
+    config = tmp_path / "seed7.yaml"
+    config.write_text("ops:\n  hmm_model:\n    config:\n      seed: 7\n      n_restarts: 2\n")
+    code = cli.main(["run", "--partition", latest_key, "--select", "raw_market_data,features,hmm_model",
+                     "--config", str(config)])
+    assert code == 0
+    model = json.loads((tmp_path / "storage" / "artifacts" / "hmm_model" / latest_key / "model.json").read_text())
+    profile_hmm = ProfileResource(name="quick").pipeline().hmm
+    assert (model["config"]["seed"], model["config"]["n_restarts"]) == (7, 2) != (profile_hmm.seed, profile_hmm.n_restarts)
+
+
+def test_cli_backfill_gives_each_segment_run_the_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """``cli backfill --config FILE``: every segment's run gets the file's run config (with the
+    quiet console logger); the cross-segment run, which trains nothing, gets the logger only."""
+    from cryptorl_dagster import cli
+
+    monkeypatch.setenv("CRYPTORL_STORAGE", str(tmp_path / "storage"))
+    config = tmp_path / "seed2.yaml"
+    config.write_text("ops: {tqc_policy: {config: {seed: 2}}}\n")
+    seen: list[tuple[object, dict]] = []
+
+    class Result:
+        success = True
+
+        def get_asset_materialization_events(self):
+            return []
+
+        def get_asset_check_evaluations(self):
+            return []
+
+    def fake_materialize(assets, partition_key=None, run_config=None, **_):
+        seen.append((partition_key, run_config))
+        return Result()
+
+    monkeypatch.setattr(cli.dg, "materialize", fake_materialize)
+    assert cli.main(["backfill", "--partitions", "2020-Q2,2020-Q3", "--config", str(config)]) == 0
+    expected = {**cli.QUIET_LOGGERS, "ops": {"tqc_policy": {"config": {"seed": 2}}}}
+    assert seen == [("2020-Q2", expected), ("2020-Q3", expected), (None, cli.QUIET_LOGGERS)]
+
+
+@pytest.mark.parametrize("text", ["ops: [unclosed", "- just\n- a list\n"])
+def test_cli_bad_run_config_file_is_named(tmp_path: Path, text: str, capsys: pytest.CaptureFixture):
+    from cryptorl_dagster import cli
+
+    config = tmp_path / "bad.yaml"
+    config.write_text(text)
+    assert cli.main(["backfill", "--config", str(config)]) == 2
+    assert str(config) in capsys.readouterr().err
+    assert cli.main(["run", "--config", str(tmp_path / "missing.yaml")]) == 2
+    assert "missing.yaml" in capsys.readouterr().err
