@@ -30,7 +30,7 @@ SUMMARY_KEYS = (
     "best_epoch", "eval_loss", "device", "stopped_early", "collapsed", "agent_sharpe", "agent_alpha_return_pct",
     "agent_timing_alpha_return_pct", "vol_target_sharpe", "regime_rule_sharpe",
     "n_segments", "n_collapsed", "missing_segments", "median_sharpe", "median_regime_rule_sharpe",
-    "median_timing_alpha_return_pct", "psr", "dsr", "metrics_csv",
+    "median_timing_alpha_return_pct", "psr", "dsr", "n_trials", "metrics_csv",
 )
 
 

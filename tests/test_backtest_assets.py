@@ -201,6 +201,37 @@ def test_wfo_summary_lists_missing_segments_and_leaves_collapsed_ones_out(upstre
     assert md["n_included"].value == 3 and md["include_collapsed"].value is True and md["min_trades"].value == 1
 
 
+def test_wfo_summary_deflates_by_the_results_its_instance_read_on_the_same_windows(
+        upstream: dict, dagster_resources: dict) -> None:
+    """The DSR's trials are the distinct results this instance summarized on the same test
+    windows: materializing the same reports again adds none, another agent's result adds one,
+    and ``trial_sharpes`` in the run config replaces the record."""
+    key = segment_partitions.get_partition_keys()[-1]
+    instance = dg.DagsterInstance.ephemeral()
+    counted = {"ops": {"wfo_summary": {"config": {"include_collapsed": True}}}}
+
+    def summary_metadata(run_config: dict = counted) -> dict:
+        result = dg.materialize([wfo_summary], resources=dagster_resources, instance=instance, run_config=run_config)
+        return result.get_asset_materialization_events()[0].event_specific_data.materialization.metadata
+
+    _materialize(upstream, "varied", key, dagster_resources)
+    first = summary_metadata()
+    assert first["n_trials"].value == 1 and first["dsr"].value == pytest.approx(first["psr"].value)
+    assert summary_metadata()["n_trials"].value == 1  # the same result read again is not a new trial
+
+    _materialize(upstream, "constant", key, dagster_resources)  # another agent on the same window
+    second = summary_metadata()
+    assert second["windows_fingerprint"].value == first["windows_fingerprint"].value
+    assert second["results_fingerprint"].value != first["results_fingerprint"].value
+    assert second["n_trials"].value == 2
+    assert second["stats"].value["trial_sharpes"] == [pytest.approx(first["stitched_sharpe"].value)]
+    assert second["dsr"].value < second["psr"].value
+
+    given = summary_metadata({"ops": {"wfo_summary": {"config": {"include_collapsed": True,
+                                                                 "trial_sharpes": [1.0, 2.0, 3.0]}}}})
+    assert given["n_trials"].value == 4 and given["stats"].value["trial_sharpes"] == [1.0, 2.0, 3.0]
+
+
 def test_wfo_summary_fails_clearly_without_reports(dagster_resources: dict) -> None:
     result = dg.materialize([wfo_summary], resources=dagster_resources,
                             instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)

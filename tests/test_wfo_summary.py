@@ -27,6 +27,8 @@ from cryptorl_core.backtest.significance import (
 from cryptorl_core.backtest.summary import (
     MARKDOWN_FILE,
     PLOT_FILE,
+    SegmentResult,
+    distinct_trials,
     load_segment_results,
     segments_markdown,
     stitch_navs,
@@ -92,14 +94,13 @@ def test_summary_aggregates_match_hand_computation(report_dirs: dict[str, Path],
     assert stats["share_beating_bh_sharpe"] == pytest.approx(np.mean(beats))
     assert list(table["beats_bh_sharpe"]) == beats
 
-    # PSR / DSR of the stitched curve: its in-window hourly returns, N = segments present.
+    # PSR / DSR of the stitched curve: its in-window hourly returns. With no earlier trial on
+    # these windows nothing was chosen on them: one trial, and the DSR is the PSR.
     returns = np.concatenate([returns_from_nav(r.strategies["nav_agent"]) for r in results])
     assert stats["n_returns"] == len(returns) == len(KEYS) * (N_TEST - 1)
     assert stats["psr"] == pytest.approx(probabilistic_sharpe_ratio(returns))
-    seg_sr = [per_period_sharpe(r.agent_metrics["sharpe"], HOURS_PER_YEAR) for r in results]
-    assert stats["n_trials"] == len(KEYS) and stats["sr_variance"] == pytest.approx(np.var(seg_sr, ddof=1))
-    assert stats["dsr"] == pytest.approx(deflated_sharpe_ratio(returns, len(KEYS), np.var(seg_sr, ddof=1)))
-    assert stats["dsr"] <= stats["psr"]  # deflation only ever lowers the probability
+    assert stats["n_trials"] == 1 and stats["sr_variance"] == 0.0 and stats["trial_sharpes"] == []
+    assert stats["dsr"] == pytest.approx(stats["psr"])
 
     # Every baseline's figures per segment, and their aggregates.
     rule = [r.summary["metrics"]["regime_rule"]["sharpe"] for r in results]
@@ -146,7 +147,7 @@ def test_collapsed_segments_are_marked_and_left_out_by_default(report_dirs: dict
     rule_navs = [r.strategies["nav_regime_rule"].to_numpy() for r in results]
     assert stats["stitched_regime_rule_return_pct"] == pytest.approx(
         100 * (np.prod([n[-1] / n[0] for n in rule_navs]) - 1))
-    assert stats["n_trials"] == 4  # every trained model was a trial, collapsed or not
+    assert stats["n_trials"] == 1  # the segments are periods of one strategy, not trials
     assert summary.plot()[:4] == b"\x89PNG"
 
 
@@ -179,7 +180,7 @@ def test_summary_lists_missing_segments_and_uses_the_rest(report_dirs: dict[str,
     summary = summarize_folders(expected, locate, include_collapsed=True)  # both present ones collapsed
     assert summary.missing == [KEYS[1], KEYS[3], "2031-Q1"]
     assert summary.present == [KEYS[0], KEYS[2]] and summary.stats["n_missing"] == 3
-    assert summary.stats["n_segments"] == summary.stats["n_trials"] == 2
+    assert summary.stats["n_segments"] == 2 and summary.stats["n_trials"] == 1
     stitched = summary.stitched
     assert set(stitched["segment"]) == {KEYS[0], KEYS[2]}
     # A hole in time (the missing quarter) is stepped over flat: no return across it.
@@ -195,3 +196,50 @@ def test_summary_without_segments_is_empty_not_an_error() -> None:
     assert np.isnan(summary.stats["psr"]) and summary.stats["n_segments"] == 0
     assert np.isnan(summary.stats["mean_alpha_return_pct"]) and summary.stitched.empty
     assert summary.stats["min_trades"] is None and np.isnan(summary.stats["median_sharpe"])
+
+
+def test_dsr_deflates_by_the_earlier_trials_on_the_same_windows(report_dirs: dict[str, Path]) -> None:
+    """N = this configuration plus the earlier ones read on these test windows; V = the variance
+    of all N stitched per-period Sharpes."""
+    results, _ = load_segment_results(KEYS, report_dirs.get)
+    alone = summarize(results, include_collapsed=True).stats
+    earlier = [1.0, -0.5]
+    stats = summarize(results, trial_sharpes=earlier, include_collapsed=True).stats
+    returns = np.concatenate([returns_from_nav(r.strategies["nav_agent"]) for r in results])
+    per_period = [per_period_sharpe(s, HOURS_PER_YEAR) for s in (stats["stitched_sharpe"], *earlier)]
+    assert stats["n_trials"] == 3 and stats["trial_sharpes"] == earlier
+    assert stats["sr_variance"] == pytest.approx(np.var(per_period, ddof=1))
+    assert stats["dsr"] == pytest.approx(deflated_sharpe_ratio(returns, 3, np.var(per_period, ddof=1)))
+    assert stats["dsr"] < stats["psr"] == pytest.approx(alone["psr"])
+    # Everything else is the same summary.
+    assert stats["median_alpha_return_pct"] == alone["median_alpha_return_pct"]
+
+
+def _with_agent_return(result: SegmentResult, pct: float) -> SegmentResult:
+    metrics = {**result.summary["metrics"], "agent": {**result.agent_metrics, "total_return_pct": pct}}
+    return SegmentResult(result.key, {**result.summary, "metrics": metrics}, result.strategies)
+
+
+def test_fingerprints_tell_windows_from_results(report_dirs: dict[str, Path]) -> None:
+    results, _ = load_segment_results(KEYS, report_dirs.get)
+    base = summarize(results, include_collapsed=True).stats
+    other_agent = summarize([_with_agent_return(results[0], 12.5), *results[1:]], include_collapsed=True).stats
+    fewer_windows = summarize(results[1:], include_collapsed=True).stats
+    assert other_agent["windows_fingerprint"] == base["windows_fingerprint"]
+    assert other_agent["results_fingerprint"] != base["results_fingerprint"]
+    assert fewer_windows["windows_fingerprint"] != base["windows_fingerprint"]
+    # The same reports summarized again are the same result.
+    assert summarize(results, include_collapsed=True).stats["results_fingerprint"] == base["results_fingerprint"]
+
+
+def test_distinct_trials_counts_each_earlier_result_once() -> None:
+    history = [
+        {"windows_fingerprint": "w", "results_fingerprint": "r2", "stitched_sharpe": 2.0},
+        {"windows_fingerprint": "w", "results_fingerprint": "r2", "stitched_sharpe": 2.0},  # materialized again
+        {"windows_fingerprint": "w", "results_fingerprint": "now", "stitched_sharpe": 3.0},  # this result itself
+        {"windows_fingerprint": "other", "results_fingerprint": "r3", "stitched_sharpe": 9.0},  # other windows
+        {"stitched_sharpe": 5.0},  # from before fingerprints
+        {"windows_fingerprint": "w", "results_fingerprint": "r1", "stitched_sharpe": -1.0},
+    ]
+    assert distinct_trials(history, "w", "now") == [2.0, -1.0]
+    assert distinct_trials([], "w", "now") == []

@@ -22,18 +22,23 @@ one per segment key, some possibly missing (not materialized yet). Output:
   and deflated Sharpe ratios of the stitched curve's hourly returns
   (:mod:`cryptorl_core.backtest.significance`).
 
-Deflated Sharpe ratio, number of trials: the walk-forward trains one model per segment, and
-the stitched curve is what remains after looking at all of them; without a record of every
-configuration tried, the summary deflates by ``N`` = the number of segments present (one
-trained model each, collapsed ones included: they were tried too), with ``V`` = the variance
-of the included segments' per-period test Sharpes. Pass
-``n_trials`` explicitly when more configurations were tried (e.g. a hyper-parameter sweep).
+Deflated Sharpe ratio, number of trials: a trial is a configuration whose stitched test curve
+was read on these test windows, since choosing among such curves is the selection the DSR
+corrects for. The segments of one walk-forward are not trials: they are periods of one
+strategy, and their stitched curve keeps all of them. :func:`summarize` deflates by ``N`` = 1 +
+the earlier trials passed (``trial_sharpes``, the stitched Sharpes of the other configurations),
+with ``V`` = the variance of all ``N`` per-period Sharpes; with no earlier trial the DSR is the
+PSR (nothing was chosen on the test windows). :func:`windows_fingerprint` and
+:func:`results_fingerprint` say which windows a summary read and what the agent scored on them,
+so that a caller keeping a history (the ``wfo_summary`` asset reads its Dagster instance's) can
+count each distinct result on the same windows once (:func:`distinct_trials`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -327,6 +332,7 @@ HEADLINE_STATS = (
     ("min_trades", "fewest trades in a segment"),
     ("psr", "PSR of the stitched curve"),
     ("dsr", "DSR of the stitched curve"),
+    ("n_trials", "trials the DSR deflates by (stitched test curves read on these windows)"),
 )
 
 
@@ -353,35 +359,26 @@ def stitched_curves(results: list[SegmentResult]) -> tuple[pd.DataFrame, dict[st
 def summarize(
     results: list[SegmentResult],
     missing: Iterable[str] = (),
-    n_trials: int | None = None,
+    trial_sharpes: Sequence[float] = (),
     config: BacktestConfig | None = None,
     include_collapsed: bool = False,
 ) -> WalkForwardSummary:
     """Aggregate the present segments (see the module docstring for the DSR's trials).
 
-    Collapsed segments are in the table (``collapsed`` true, ``included`` false) but out of the
-    aggregates and the stitched curve unless ``include_collapsed``.
-
-    ``stats`` holds: ``n_segments`` (present), ``n_included``, ``n_collapsed`` (present and
-    collapsed), ``n_excluded_collapsed``, ``include_collapsed``, ``n_missing``; over the included
-    segments: ``mean_alpha_return_pct``, ``median_alpha_return_pct``, ``mean_alpha_sharpe``,
-    ``median_alpha_sharpe``, ``share_beating_bh_sharpe`` (agent Sharpe >= buy-and-hold's),
-    ``median_sharpe``, ``median_<baseline>_sharpe`` of :data:`BASELINE_COLUMNS`,
-    ``sharpe_ratio_to_regime_rule`` (median agent Sharpe / median ``regime_rule`` Sharpe; NaN
-    when the latter is not positive), ``median_timing_alpha_return_pct``,
-    ``mean_timing_alpha_return_pct``, ``median_timing_alpha_sharpe``, ``min_trades``; the
-    stitched curve's ``stitched_return_pct``, ``stitched_sharpe`` (annualised),
-    ``stitched_bh_return_pct``, ``stitched_bh_sharpe``, ``stitched_<name>_return_pct`` and
-    ``stitched_<name>_sharpe`` of the other stitched baselines, and its significance: ``psr``
-    (P[true Sharpe > 0]), ``dsr``, ``sr_star`` (per period), ``n_trials``, ``sr_variance`` (per
-    period, across included segments), ``n_returns``.
-
-    :param results: present segments, in time order.
-    :param missing: keys without a report (listed, not used).
-    :param n_trials: trials for the deflated Sharpe ratio; number of present segments if None.
-    :param config: annualisation and plot settings.
+    :param results: loaded segment results, in time order.
+    :param missing: expected segment keys without a report.
+    :param trial_sharpes: annualised Sharpes of the stitched test curves of the other
+        configurations read on these test windows (:func:`distinct_trials`); none: the DSR is the PSR.
+    :param config: analytics configuration (annualisation).
     :param include_collapsed: count collapsed segments in the aggregates and the stitched curve.
-    :return: the summary.
+    :return: the table, the stitched curve and these ``stats``: ``n_segments`` (present),
+        ``n_included`` (in the aggregates), ``n_collapsed``, ``n_excluded_collapsed``,
+        ``include_collapsed``, ``n_missing``, mean / median ``alpha_return_pct`` and
+        ``alpha_sharpe``, ``share_beating_bh_sharpe``, ``median_sharpe`` and every baseline's
+        median Sharpe, ``sharpe_ratio_to_regime_rule``, median / mean timing alpha, ``min_trades``,
+        every stitched curve's return and Sharpe, ``psr`` (P[true Sharpe > 0]), ``dsr``,
+        ``sr_star`` (per period), ``n_trials``, ``trial_sharpes``, ``sr_variance`` (per period,
+        across the trials), ``n_returns``, ``windows_fingerprint`` and ``results_fingerprint``.
     """
     cfg = config or BacktestConfig()
     missing = list(missing)
@@ -390,11 +387,12 @@ def summarize(
     used = table[table["included"].astype(bool)]
     stitched, curves = stitched_curves(included)
     agent_ret = curves[AGENT]["ret"].dropna().to_numpy()
-    seg_sr = np.array([per_period_sharpe(s, cfg.periods_per_year) for s in used["sharpe"].astype(float)])
-    seg_sr = seg_sr[np.isfinite(seg_sr)]
-    trials = len(results) if n_trials is None else int(n_trials)
-    sr_var = float(np.var(seg_sr, ddof=1)) if len(seg_sr) > 1 else 0.0
-    sig = sharpe_significance(agent_ret, max(trials, 1), sr_var) if len(agent_ret) > 1 else {}
+    stitched_stats = _stitched_stats(curves, cfg)
+    trials = [stitched_stats["stitched_sharpe"], *(float(s) for s in trial_sharpes)]
+    trial_sr = np.array([per_period_sharpe(s, cfg.periods_per_year) for s in trials])
+    trial_sr = trial_sr[np.isfinite(trial_sr)]
+    sr_var = float(np.var(trial_sr, ddof=1)) if len(trial_sr) > 1 else 0.0
+    sig = sharpe_significance(agent_ret, len(trials), sr_var) if len(agent_ret) > 1 else {}
     n_collapsed = int(table["collapsed"].sum()) if len(table) else 0
     stats: dict[str, Any] = {
         "n_segments": len(results),
@@ -405,15 +403,65 @@ def summarize(
         "n_missing": len(missing),
         **_alpha_stats(used),
         **_comparison_stats(used),
-        **_stitched_stats(curves, cfg),
+        **stitched_stats,
         "psr": sig.get("psr", float("nan")),
         "dsr": sig.get("dsr", float("nan")),
         "sr_star": sig.get("sr_star", float("nan")),
-        "n_trials": trials,
+        "n_trials": len(trials),
+        "trial_sharpes": trials[1:],
         "sr_variance": sr_var,
         "n_returns": len(agent_ret),
+        "windows_fingerprint": windows_fingerprint(used),
+        "results_fingerprint": results_fingerprint(used),
     }
     return WalkForwardSummary(table=table, stitched=stitched, stats=stats, missing=missing, config=cfg)
+
+
+#: Decimals of the per-segment returns that identify windows and results: float noise below them
+#: is not a new trial.
+FINGERPRINT_DECIMALS = 6
+
+
+def _fingerprint(table: pd.DataFrame, column: str) -> str:
+    items = [[str(key), round(float(value), FINGERPRINT_DECIMALS)] for key, value in table[column].items()]
+    return hashlib.sha256(json.dumps(items).encode()).hexdigest()[:16]
+
+
+def windows_fingerprint(table: pd.DataFrame) -> str:
+    """Which test windows a summary read: its segments and their buy-and-hold returns (the same
+    market over the same windows gives the same fingerprint, another market or set another).
+
+    :param table: the segments in the aggregates (:func:`segment_table`'s included rows).
+    """
+    return _fingerprint(table, "bh_return_pct")
+
+
+def results_fingerprint(table: pd.DataFrame) -> str:
+    """What the agent scored on those windows: its segments and the agent's returns.
+
+    :param table: the segments in the aggregates (:func:`segment_table`'s included rows).
+    """
+    return _fingerprint(table, "return_pct")
+
+
+def distinct_trials(history: Iterable[Mapping[str, Any]], windows: str, results: str) -> list[float]:
+    """The stitched Sharpes of the earlier trials on the same test windows: one per distinct
+    result, leaving out this result itself (a summary materialized again is not a new trial).
+
+    :param history: earlier summaries' ``windows_fingerprint``, ``results_fingerprint`` and
+        ``stitched_sharpe`` (entries missing any are skipped: summaries from before fingerprints).
+    :param windows: this summary's ``windows_fingerprint``.
+    :param results: this summary's ``results_fingerprint``.
+    :return: the earlier trials' annualised stitched Sharpes, first seen first.
+    """
+    seen, sharpes = {results}, []
+    for entry in history:
+        fingerprint, sharpe = entry.get("results_fingerprint"), entry.get("stitched_sharpe")
+        if entry.get("windows_fingerprint") != windows or fingerprint in seen or sharpe is None:
+            continue
+        seen.add(fingerprint)
+        sharpes.append(float(sharpe))
+    return sharpes
 
 
 def _median(column: pd.Series) -> float:
@@ -474,7 +522,7 @@ def _total_pct(nav: pd.Series) -> float:
 def summarize_folders(
     keys: Iterable[str],
     locate: Callable[[str], str | Path | None] | Mapping[str, str | Path],
-    n_trials: int | None = None,
+    trial_sharpes: Sequence[float] = (),
     config: BacktestConfig | None = None,
     include_collapsed: bool = False,
 ) -> WalkForwardSummary:
@@ -482,11 +530,11 @@ def summarize_folders(
 
     :param keys: every segment key (the expected set).
     :param locate: key to report folder, as a function or a mapping (absent keys: missing).
-    :param n_trials: trials for the deflated Sharpe ratio.
+    :param trial_sharpes: the earlier trials' stitched Sharpes, for the deflated Sharpe ratio.
     :param config: analytics configuration.
     :param include_collapsed: count collapsed segments in the aggregates and the stitched curve.
     :return: the summary.
     """
     find = locate.get if isinstance(locate, Mapping) else locate
     results, missing = load_segment_results(keys, find)
-    return summarize(results, missing, n_trials, config, include_collapsed)
+    return summarize(results, missing, trial_sharpes, config, include_collapsed)

@@ -37,7 +37,7 @@ from cryptorl_core.backtest.report import (
     build_report,
     jsonable,
 )
-from cryptorl_core.backtest.summary import summarize_folders
+from cryptorl_core.backtest.summary import distinct_trials, load_segment_results, summarize
 from cryptorl_core.device import resolve_device
 from cryptorl_core.encoder import EncoderArtifact
 from cryptorl_core.env import EnvConfig
@@ -70,9 +70,31 @@ class WfoSummaryConfig(dg.Config):
 
     :param include_collapsed: count segments whose policy is collapsed in the aggregates and
         the stitched curve (they are always listed and marked in the segment table).
+    :param trial_sharpes: annualised stitched Sharpes of the other configurations read on these
+        test windows, for the deflated Sharpe ratio (e.g. backfills kept in other instances);
+        unset: the distinct earlier results this instance recorded on the same windows.
     """
 
     include_collapsed: bool = False
+    trial_sharpes: list[float] | None = None
+
+
+#: Metadata of each ``wfo_summary`` materialization that later ones read as its trial record.
+TRIAL_KEYS = ("windows_fingerprint", "results_fingerprint", "stitched_sharpe")
+#: Earlier ``wfo_summary`` materializations read for the trial record (newest first).
+TRIAL_HISTORY_LIMIT = 1000
+
+
+def recorded_trials(instance: dg.DagsterInstance) -> list[dict[str, Any]]:
+    """The trial record (:data:`TRIAL_KEYS`) of the instance's earlier ``wfo_summary``
+    materializations, newest first."""
+    records = instance.fetch_materializations(dg.AssetKey(SUMMARY_ASSET), limit=TRIAL_HISTORY_LIMIT).records
+    history = []
+    for record in records:
+        materialization = record.asset_materialization
+        metadata = materialization.metadata if materialization is not None else {}
+        history.append({k: metadata[k].value for k in TRIAL_KEYS if k in metadata})
+    return history
 
 
 def backtest_configs(profile: ProfileResource, policy: PolicyArtifact | None = None
@@ -225,14 +247,22 @@ def wfo_summary(
     out-of-sample equity curve against buy-and-hold, vol_target and regime_rule, mean and
     median alpha, the share of segments with agent Sharpe >= buy-and-hold's, median agent vs
     regime_rule Sharpe, median timing alpha, fewest trades, and the PSR and DSR of the
-    stitched curve (DSR trials = the number of segments present). Collapsed segments are left
-    out of the aggregates unless ``include_collapsed``; missing segments are listed."""
+    stitched curve. The DSR deflates by the configurations read on these test windows: this one
+    and the distinct earlier results this instance recorded on the same windows (or
+    ``trial_sharpes``). Collapsed segments are left out of the aggregates unless
+    ``include_collapsed``; missing segments are listed."""
     _, bt_config = backtest_configs(profile)
     keys = segment_partitions.get_partition_keys()
-    summary = summarize_folders(keys, lambda k: artifacts.path(REPORT_ASSET, k), config=bt_config,
-                                include_collapsed=config.include_collapsed)
-    if not summary.present:
+    results, missing = load_segment_results(keys, lambda k: artifacts.path(REPORT_ASSET, k))
+    if not results:
         raise dg.Failure(f"no backtest_report is materialized yet (expected one of {len(keys)} segments)")
+    summary = summarize(results, missing, config=bt_config, include_collapsed=config.include_collapsed)
+    trials = config.trial_sharpes
+    if trials is None:
+        trials = distinct_trials(recorded_trials(context.instance), summary.stats["windows_fingerprint"],
+                                 summary.stats["results_fingerprint"])
+    if trials:
+        summary = summarize(results, missing, trials, bt_config, config.include_collapsed)
     png = summary.plot()
     with artifacts.publish(SUMMARY_ASSET) as staging:
         summary.save(staging, png)
@@ -249,6 +279,8 @@ def wfo_summary(
         "missing_segments": ", ".join(summary.missing) or "none",
         "n_missing": stats["n_missing"],
         "stats": dg.MetadataValue.json(jsonable(stats)),
+        "n_trials": stats["n_trials"],
+        **{k: stats[k] for k in TRIAL_KEYS if stats[k] == stats[k]},
         **{k: float(stats[k]) for k in SUMMARY_HEADLINE_KEYS
            if stats[k] == stats[k]},  # NaN is not equal to itself: leave it out
         **({"min_trades": stats["min_trades"]} if stats["min_trades"] is not None else {}),
