@@ -227,8 +227,8 @@ def policy_scores(policy: PredictsActions, prepared: PreparedSegment, config: Ag
         # Under-sizing shows as a small mean |position| beside a Sharpe close to the rule's.
         row[f"{prefix}agent_mean_position"] = float(agent.positions.mean())
         row[f"{prefix}agent_mean_abs_position"] = float(abs(agent.positions).mean())
-        if split == TRAIN and TRUE_REGIME_COL in prepared.frame:
-            row.update(regime_exposure_scores(agent, prepared))
+        if TRUE_REGIME_COL in prepared.frame:
+            row.update(regime_exposure_scores(agent, prepared, prefix))
     return row
 
 
@@ -249,17 +249,18 @@ def regime_exposure(decisions: np.ndarray, true_regime: np.ndarray) -> dict[str,
     return out
 
 
-def regime_exposure_scores(agent: BacktestRun, prepared: PreparedSegment) -> dict[str, float]:
+def regime_exposure_scores(agent: BacktestRun, prepared: PreparedSegment, prefix: str = "train_") -> dict[str, float]:
     """:func:`regime_exposure` of the agent's own targets (its decisions, under a sizing overlay)
-    and of the regime rule's targets on the train window, keyed ``train_agent_<regime>_*`` and
-    ``train_regime_rule_<regime>_*``. Synthetic data only: it reads the true regime, which no
-    policy or rule ever sees."""
+    and of the regime rule's targets over the agent's run, keyed ``<prefix>agent_<regime>_*`` and
+    ``<prefix>regime_rule_<regime>_*`` (``train_`` on the train window, none on the eval window,
+    ``heldout_`` on a nested held-out month): whether a sizing learned in sample holds out of
+    sample. Synthetic data only: it reads the true regime, which no policy or rule ever sees."""
     rows = agent.steps["action"].dropna().index
     regime = prepared.frame.loc[rows, TRUE_REGIME_COL].to_numpy()
     own = agent.own_targets if agent.own_targets is not None else agent.actions
     rule = regime_rule_positions(prepared.context)[prepared.frame.index.get_indexer(rows)]
-    row = {f"train_agent_{k}": v for k, v in regime_exposure(np.asarray(own), regime).items()}
-    row.update({f"train_regime_rule_{k}": v for k, v in regime_exposure(rule, regime).items()})
+    row = {f"{prefix}agent_{k}": v for k, v in regime_exposure(np.asarray(own), regime).items()}
+    row.update({f"{prefix}regime_rule_{k}": v for k, v in regime_exposure(rule, regime).items()})
     return row
 
 

@@ -44,7 +44,7 @@ from cryptorl_core.experiment import (
 )
 from cryptorl_core.policy_stats import CollapseRule
 from cryptorl_core.profiles import PipelineConfig
-from cryptorl_core.schema import SPLIT_COL, TRUE_REGIME_COL
+from cryptorl_core.schema import REGIME_NAMES, SPLIT_COL, TRUE_REGIME_COL
 from cryptorl_core.segments import WindowConfig, walk_forward_segments
 
 
@@ -207,9 +207,9 @@ def test_regime_exposure_reads_each_true_regimes_mean_decision_and_held_share():
     assert np.isnan(out["crash_mean"]) and np.isnan(out["crash_held"])  # absent from the window
 
 
-def test_train_scores_show_where_the_policy_holds_a_position_by_true_regime():
+def test_scores_show_where_the_policy_holds_a_position_by_true_regime_on_every_window():
     config = AgentConfig.quick().replace(env=EnvConfig(action_gain=1.0))
-    prepared = _scored_prepared(held_out=False)
+    prepared = _scored_prepared(held_out=True)
     assert not any("range_held" in k for k in policy_scores(_Constant(0.5), prepared, config))
     prepared.frame[TRUE_REGIME_COL] = np.arange(len(prepared.frame)) // 200 % 4  # synthetic data's column
     row = policy_scores(_Constant(0.5), prepared, config)
@@ -221,7 +221,16 @@ def test_train_scores_show_where_the_policy_holds_a_position_by_true_regime():
     in_range = prepared.frame.loc[bars, TRUE_REGIME_COL] == 2
     assert row["train_regime_rule_range_mean"] == pytest.approx(rule[in_range].mean())
     assert row["train_regime_rule_range_held"] == pytest.approx((rule[in_range].abs() >= 0.5).mean())
-    assert not any(k.startswith(("range", "heldout_agent_range", "agent_range")) for k in row)  # train window only
+    # The same on the eval window (no prefix) and the held-out month: does the sizing hold out of sample?
+    for prefix in ("", "heldout_"):
+        means = [row[f"{prefix}agent_{name}_mean"] for name in REGIME_NAMES]
+        present = [m for m in means if not np.isnan(m)]  # a short window may miss a regime
+        assert present and present == pytest.approx([0.5] * len(present))
+        assert all(f"{prefix}regime_rule_{name}_mean" in row for name in REGIME_NAMES)
+    held = run_backtest(_Constant(0.5), prepared.frame, "test", env_config=config.env).steps["action"].dropna().index
+    in_bull = prepared.frame.loc[held, TRUE_REGIME_COL] == 0
+    rule = pd.Series(regime_rule_positions(prepared.context), index=prepared.frame.index)[held]
+    assert row["heldout_regime_rule_bull_mean"] == pytest.approx(rule[in_bull].mean())
 
 
 def test_summary_of_nested_rows_reads_the_held_out_month():
