@@ -96,6 +96,8 @@ CHECKPOINT_FILES = {"best_model": BEST_MODEL_FILE, "final_model": FINAL_MODEL_FI
 
 #: ``--checkpoint`` of the run's published policy (the chosen seed's kept model, in the run folder).
 KEPT = "kept"
+#: ``--checkpoint`` of each seed's own kept model (``seeds/<seed>``): the candidates the run chose among.
+SEEDS_KEPT = "seeds_kept"
 
 #: A decision at least this far from flat counts as holding a position (:func:`regime_exposure`).
 HELD_POSITION = 0.5
@@ -272,14 +274,17 @@ def rescore_checkpoints(prepared: PreparedSegment, config: AgentConfig, folder: 
     :param prepared: the run's segment.
     :param config: the run's agent configuration (env, costs, collapse rule).
     :param folder: the run's folder (:func:`run_dir`).
-    :param checkpoint: ``best_model`` (each seed's kept checkpoint) or ``final_model`` (its last,
-        never selected on eval: an unbiased eval score), :data:`CHECKPOINT_FILES`; or
+    :param checkpoint: ``best_model`` (each seed's best eval checkpoint) or ``final_model`` (its
+        last, never selected on eval: an unbiased eval score), :data:`CHECKPOINT_FILES`;
+        :data:`SEEDS_KEPT`, each seed's own kept model (its last when live, else its best); or
         :data:`KEPT`, the run's published policy (``seeds`` unused).
     :param seeds: the seeds under ``folder/seeds`` whose actions are averaged.
     :return: one row with :func:`policy_scores`' keys.
     """
     if checkpoint == KEPT:
         paths = [folder / policy_filename(config.algo)]
+    elif checkpoint == SEEDS_KEPT:
+        paths = [seed_run_dir(folder, s) / policy_filename(config.algo) for s in seeds]
     else:
         paths = [seed_run_dir(folder, s) / CHECKPOINT_FILES[checkpoint] for s in seeds]
     missing = [str(p) for p in paths if not p.is_file()]
@@ -434,9 +439,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data-dir", default="", help="folder of market files (default: the synthetic market)")
     parser.add_argument("--rescore", default="", metavar="LABEL",
                         help="train nothing: score the saved checkpoints of experiment LABEL again")
-    parser.add_argument("--checkpoint", default="best_model", choices=(*CHECKPOINT_FILES, KEPT),
-                        help="with --rescore: each seed's best eval checkpoint or its last model, "
-                             "or the run's published policy (kept)")
+    parser.add_argument("--checkpoint", default="best_model", choices=(*CHECKPOINT_FILES, SEEDS_KEPT, KEPT),
+                        help="with --rescore: each seed's best eval checkpoint, its last model or its own "
+                             "kept model (seeds_kept), or the run's published policy (kept)")
     parser.add_argument("--average-seeds", default="0,1",
                         help="with --rescore: the seeds whose actions are averaged (one seed: that seed alone)")
     parser.add_argument("--nested", action="store_true",

@@ -27,6 +27,7 @@ from cryptorl_core.backtest.runner import run_backtest
 from cryptorl_core.env import EnvConfig
 from cryptorl_core.experiment import (
     KEPT,
+    SEEDS_KEPT,
     PreparedSegment,
     apply_overrides,
     experiment_market,
@@ -135,6 +136,10 @@ def test_rescoring_names_the_checkpoints_it_cannot_find(tmp_path: Path):
     assert "seeds/0" not in str(err.value)
     with pytest.raises(FileNotFoundError, match=r"tqc\.zip"):  # the run's published policy, whatever the seeds
         rescore_checkpoints(segment, AgentConfig.quick(), tmp_path, KEPT, [0, 1])
+    (tmp_path / "seeds" / "0" / "tqc.zip").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match=r"seeds/1/tqc\.zip") as err:  # each seed's own kept model
+        rescore_checkpoints(segment, AgentConfig.quick(), tmp_path, SEEDS_KEPT, [0, 1])
+    assert "seeds/0" not in str(err.value)
 
 
 def test_rescoring_skips_a_segment_without_the_checkpoint_and_says_which(tmp_path: Path, caplog):
@@ -176,6 +181,12 @@ def test_rescoring_scores_saved_seed_checkpoints_alone_and_averaged(tmp_path: Pa
     assert rows[(0,)]["agent_mean_position"] != rows[(1,)]["agent_mean_position"]
     assert rows[(0, 1)]["agent_mean_position"] not in {rows[(0,)]["agent_mean_position"],
                                                        rows[(1,)]["agent_mean_position"]}
+    # Each seed's own kept model (here a copy of its last) is read from seeds/<seed>/tqc.zip.
+    for seed in (0, 1):
+        run = tmp_path / "run" / "seeds" / str(seed)
+        (run / "tqc.zip").write_bytes((run / "final_model.zip").read_bytes())
+    kept = rescore_checkpoints(prepared, config, tmp_path / "run", SEEDS_KEPT, (0, 1))
+    assert kept["checkpoint"] == SEEDS_KEPT and [kept[k] for k in scores] == [rows[(0, 1)][k] for k in scores]
 
 
 def _scored_prepared(held_out: bool) -> PreparedSegment:
