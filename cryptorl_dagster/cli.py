@@ -110,15 +110,19 @@ def run(partition: str | None, selection: str | None, run_config: dict[str, Any]
     if not keys:
         print("no walk-forward segment fits in the data coverage", file=sys.stderr)
         return 2
-    partition = partition or keys[-1]
-    print(f"CryptoRL: materializing segment {partition} ({len(keys)} segments: {keys[0]} .. {keys[-1]})")
+    selected = selection.split(",") if selection else None
+    # The cross-segment assets alone are not partitioned: Dagster refuses a partition key for them.
+    cross_segment_only = selected is not None and set(selected) <= set(CROSS_SEGMENT_ASSETS)
+    partition = None if cross_segment_only else partition or keys[-1]
+    what = "the cross-segment assets" if cross_segment_only else f"segment {partition}"
+    print(f"CryptoRL: materializing {what} ({len(keys)} segments: {keys[0]} .. {keys[-1]})")
     started = time.time()
     result = dg.materialize(
         [*all_assets, *all_checks],
         partition_key=partition,
         resources=default_resources(),
         instance=local_instance(),
-        selection=selection.split(",") if selection else None,
+        selection=selected,
         raise_on_error=False,
         run_config=run_config or QUIET_LOGGERS,
     )

@@ -260,3 +260,19 @@ def test_cli_bad_run_config_file_is_named(tmp_path: Path, text: str, capsys: pyt
     assert str(config) in capsys.readouterr().err
     assert cli.main(["run", "--config", str(tmp_path / "missing.yaml")]) == 2
     assert "missing.yaml" in capsys.readouterr().err
+
+
+def test_cli_run_of_the_cross_segment_summary_alone_needs_no_partition(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch,
+                                                                       capsys: pytest.CaptureFixture):
+    """``cli run --select wfo_summary`` runs the unpartitioned summary (it used to pass the latest
+    segment's key, which Dagster refuses for an unpartitioned selection); with no report yet
+    the asset itself says so."""
+    from cryptorl_dagster import cli
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setenv("CRYPTORL_STORAGE", str(tmp_path / "storage"))
+    assert cli.main(["run", "--select", "wfo_summary"]) == 1
+    out = capsys.readouterr().out
+    assert "materializing the cross-segment assets" in out and "FAILED" in out
+    assert [status for _, status in runs_in(tmp_path / "storage")] == ["FAILURE"]  # recorded, not raised
