@@ -36,7 +36,6 @@ count each distinct result on the same windows once (:func:`distinct_trials`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -66,6 +65,7 @@ from cryptorl_core.backtest.report import (
     read_strategies,
 )
 from cryptorl_core.backtest.significance import per_period_sharpe, sharpe_significance
+from cryptorl_core.fingerprint import stable_hash
 
 SUMMARY_FILE = "summary.json"
 TABLE_FILE = "segments.csv"
@@ -423,8 +423,7 @@ FINGERPRINT_DECIMALS = 6
 
 
 def _fingerprint(table: pd.DataFrame, column: str) -> str:
-    items = [[str(key), round(float(value), FINGERPRINT_DECIMALS)] for key, value in table[column].items()]
-    return hashlib.sha256(json.dumps(items).encode()).hexdigest()[:16]
+    return stable_hash({str(key): round(float(value), FINGERPRINT_DECIMALS) for key, value in table[column].items()})
 
 
 def windows_fingerprint(table: pd.DataFrame) -> str:
