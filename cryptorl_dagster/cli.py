@@ -105,16 +105,22 @@ def load_run_config(path: str | None) -> dict[str, Any]:
     return {**QUIET_LOGGERS, **loaded}
 
 
+def selects_partitioned(selection: list[str]) -> bool:
+    """Whether the asset selections (each in Dagster's selection syntax) take in a partitioned asset."""
+    keys = dg.AssetSelection.from_coercible(selection).resolve(all_assets)
+    return any(asset.partitions_def is not None for asset in all_assets if set(asset.keys) & keys)
+
+
 def run(partition: str | None, selection: str | None, run_config: dict[str, Any] | None = None) -> int:
     keys = [s.key for s in segments()]
     if not keys:
         print("no walk-forward segment fits in the data coverage", file=sys.stderr)
         return 2
     selected = selection.split(",") if selection else None
-    # The cross-segment assets alone are not partitioned: Dagster refuses a partition key for them.
-    cross_segment_only = selected is not None and set(selected) <= set(CROSS_SEGMENT_ASSETS)
-    partition = None if cross_segment_only else partition or keys[-1]
-    what = "the cross-segment assets" if cross_segment_only else f"segment {partition}"
+    # Dagster refuses a partition key for a selection with no partitioned asset (the summary alone).
+    partitioned = selected is None or selects_partitioned(selected)
+    partition = (partition or keys[-1]) if partitioned else None
+    what = f"segment {partition}" if partitioned else "the cross-segment assets"
     print(f"CryptoRL: materializing {what} ({len(keys)} segments: {keys[0]} .. {keys[-1]})")
     started = time.time()
     result = dg.materialize(

@@ -276,3 +276,6 @@ def test_cli_run_of_the_cross_segment_summary_alone_needs_no_partition(tmp_path:
     out = capsys.readouterr().out
     assert "materializing the cross-segment assets" in out and "FAILED" in out
     assert [status for _, status in runs_in(tmp_path / "storage")] == ["FAILURE"]  # recorded, not raised
+    # Read from the assets' partitions, in Dagster's selection syntax, not from a list of names.
+    assert not cli.selects_partitioned(["hmm_wfo_metrics", "wfo_summary"])
+    assert cli.selects_partitioned(["*wfo_summary"]) and cli.selects_partitioned(["raw_market_data"])
