@@ -10,11 +10,16 @@ not in those rows at all. Two rules, computed from the rows the harness wrote:
 - ``collapse-first``: collapse halved (train quarters plus held-out months, neither part worse),
   while the other figures slip by no more than the seeds' own spread (:data:`SEED_SPREAD`).
   For an arm aimed at the one issue 11 target the profile misses.
+- ``sizing``: for an arm run on several seed pairs (``--pair``), each against the baseline on its
+  own seeds. The mean held-out alpha, where the size held in falling months shows, must be ahead
+  on every pair and by more than the baselines' spread on average; collapse no worse, and the
+  count and median alpha slipping by no more than that spread (:data:`SIZING_SPREAD`).
 
 ::
 
     python -m cryptorl_core.arm_decision storage/exp12/nested.jsonl nest_hold1_s23 nest_last_s23
     python -m cryptorl_core.arm_decision --rule collapse-first nested.jsonl nest_hold1_s45 nest_last_s45
+    python -m cryptorl_core.arm_decision --rule sizing nested.jsonl arm_s45 base_s45 --pair arm_s67 base_s67
 
 Both arms are read on the segments they share (the last row of a label and segment wins, so a
 re-run segment replaces the earlier one). A label may name several, comma-separated, pooled: a
@@ -47,6 +52,8 @@ class HeldOutFigures:
     :param n_segments: held-out months read.
     :param n_ge_hold: months with the kept policy's Sharpe at or above buy-and-hold's.
     :param median_alpha_pp: median of the policy's return minus buy-and-hold's, in points.
+    :param mean_alpha_pp: their mean: unlike the median (a rising month, where any position
+        under full size trails buy-and-hold a little), it carries the falling months' short.
     :param n_collapsed: months whose policy is collapsed on its own target.
     :param train_quarters_collapsed: collapsed train quarters of the kept policies, summed.
     :param median_sharpe: median held-out Sharpe of the kept policy.
@@ -55,6 +62,7 @@ class HeldOutFigures:
     n_segments: int
     n_ge_hold: int
     median_alpha_pp: float
+    mean_alpha_pp: float
     n_collapsed: int
     train_quarters_collapsed: int
     median_sharpe: float
@@ -110,6 +118,7 @@ def held_out_figures(rows: pd.DataFrame) -> HeldOutFigures:
         n_segments=len(rows),
         n_ge_hold=int((rows[f"{HELD}agent_sharpe"] >= rows[f"{HELD}buy_and_hold_sharpe"]).sum()),
         median_alpha_pp=round(float(alpha.median()), 1),
+        mean_alpha_pp=round(float(alpha.mean()), 1),
         n_collapsed=int(rows[f"{HELD}agent_collapsed"].sum()),
         train_quarters_collapsed=int(rows["train_agent_quarters_collapsed"].sum()),
         median_sharpe=round(float(rows[f"{HELD}agent_sharpe"].median()), 2),
@@ -191,6 +200,81 @@ def decide_collapse_first(arm: HeldOutFigures, baseline: HeldOutFigures,
 RULES = {"level-or-ahead": decide, "collapse-first": decide_collapse_first}
 
 
+@dataclass(frozen=True)
+class SizingSpread:
+    """How far the profile's two seed pairs (4-5 and 6-7, ``docs/EXPERIMENTS.md``, "The profile on
+    a second seed pair") lie apart on the held-out figures: the bar the sizing rule sets.
+
+    :param mean_alpha_pp: mean held-out alpha (+5.6 and +10.1 pp): the average gain asked for.
+    :param median_alpha_pp: median held-out alpha (−0.8 and −5.7 pp): the average loss allowed.
+    :param count: months at or above buy-and-hold's Sharpe a pair may lose.
+    """
+
+    mean_alpha_pp: float = 4.5
+    median_alpha_pp: float = 4.9
+    count: int = 1
+
+
+SIZING_SPREAD = SizingSpread()
+
+
+def decide_sizing(pairs: Sequence[tuple[HeldOutFigures, HeldOutFigures]],
+                  spread: SizingSpread = SIZING_SPREAD) -> tuple[bool, tuple[str, ...]]:
+    """The sizing rule over ``(arm, baseline)`` pairs on different seeds: on every pair no more
+    collapsed months or train quarters, a count at most ``spread.count`` below, and the mean
+    alpha ahead; on average over the pairs the mean alpha ahead by ``spread.mean_alpha_pp`` and
+    the median alpha behind by no more than ``spread.median_alpha_pp``.
+
+    :return: ``(adopt, reasons)``.
+    """
+    failed = []
+    for i, (arm, base) in enumerate(pairs, start=1):
+        if arm.n_collapsed > base.n_collapsed or arm.train_quarters_collapsed > base.train_quarters_collapsed:
+            failed.append(f"pair {i}: more collapsed held-out months or train quarters: {arm.n_collapsed} + "
+                          f"{arm.train_quarters_collapsed} against {base.n_collapsed} + {base.train_quarters_collapsed}")
+        if arm.n_ge_hold < base.n_ge_hold - spread.count:
+            failed.append(f"pair {i}: {COUNT} under its floor: {arm.n_ge_hold} against {base.n_ge_hold}")
+        if arm.mean_alpha_pp <= base.mean_alpha_pp:
+            failed.append(f"pair {i}: mean held-out alpha pp not ahead: {arm.mean_alpha_pp} against {base.mean_alpha_pp}")
+    gain = round(sum(a.mean_alpha_pp - b.mean_alpha_pp for a, b in pairs) / len(pairs), 1)
+    loss = round(sum(b.median_alpha_pp - a.median_alpha_pp for a, b in pairs) / len(pairs), 1)
+    averages = [f"mean held-out alpha ahead by {gain} pp on average (at least {spread.mean_alpha_pp})",
+                f"{ALPHA} behind by {loss} on average (at most {spread.median_alpha_pp})"]
+    if gain < spread.mean_alpha_pp:
+        failed.append(f"too little gain: {averages[0]}")
+    if loss > spread.median_alpha_pp:
+        failed.append(f"too much loss: {averages[1]}")
+    return not failed, tuple(failed or averages)
+
+
+@dataclass(frozen=True)
+class PairsDecision:
+    """The sizing rule's verdict on an arm run on several seed pairs.
+
+    :param pairs: each pair's :class:`ArmDecision`, its ``adopt`` the level-or-ahead rule's
+        verdict on that pair alone (for reference).
+    :param adopt: whether the sizing rule keeps the arm's change.
+    :param reasons: what decided it.
+    """
+
+    pairs: tuple[ArmDecision, ...]
+    adopt: bool
+    reasons: tuple[str, ...]
+
+
+def compare_pairs(rows: pd.DataFrame, pairs: Sequence[tuple[str, str]]) -> PairsDecision:
+    """The sizing rule applied to ``(arm, baseline)`` label pairs, each read on the segments it
+    shares (:func:`compare_arms`).
+
+    :raises ValueError: no pair, or a pair :func:`compare_arms` refuses.
+    """
+    if not pairs:
+        raise ValueError("the sizing rule needs at least one (arm, baseline) pair")
+    decisions = tuple(compare_arms(rows, arm, baseline) for arm, baseline in pairs)
+    adopt, reasons = decide_sizing([(d.arm, d.baseline) for d in decisions])
+    return PairsDecision(pairs=decisions, adopt=adopt, reasons=reasons)
+
+
 def compare_arms(rows: pd.DataFrame, arm: str, baseline: str, rule: str = "level-or-ahead") -> ArmDecision:
     """A rule applied to two labels of a table of nested rows, on the segments both have.
 
@@ -226,9 +310,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("rows", type=Path, help="the harness's --out file (JSON lines)")
     parser.add_argument("arm", help="the arm's label (several, comma-separated, are pooled)")
     parser.add_argument("baseline", help="the baseline's label (several, comma-separated, are pooled)")
-    parser.add_argument("--rule", choices=sorted(RULES), default="level-or-ahead", help="the rule fixed for the arm")
+    parser.add_argument("--rule", choices=sorted([*RULES, "sizing"]), default="level-or-ahead",
+                        help="the rule fixed for the arm")
+    parser.add_argument("--pair", nargs=2, action="append", default=[], metavar=("ARM", "BASELINE"),
+                        help="another seed pair of the arm and its baseline (the sizing rule only)")
     args = parser.parse_args(argv)
-    decision = compare_arms(read_rows(args.rows), args.arm, args.baseline, rule=args.rule)
+    if args.pair and args.rule != "sizing":
+        parser.error("--pair is read only by --rule sizing")
+    rows = read_rows(args.rows)
+    if args.rule == "sizing":
+        decision = compare_pairs(rows, [(args.arm, args.baseline), *map(tuple, args.pair)])
+    else:
+        decision = compare_arms(rows, args.arm, args.baseline, rule=args.rule)
     print(json.dumps({"arm": args.arm, "baseline": args.baseline, "rule": args.rule, **asdict(decision)}, indent=1))
     return 0
 

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from cryptorl_core.arm_decision import compare_arms, main
+from cryptorl_core.arm_decision import compare_arms, compare_pairs, main
 
 
 def nested_row(label: str, segment: str, sharpe: float, hold_sharpe: float = 1.0, ret: float = 10.0,
@@ -139,3 +139,65 @@ def test_the_command_takes_the_rule(tmp_path, capsys) -> None:
     assert main(["--rule", "collapse-first", str(path), "arm", "base"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["rule"] == "collapse-first" and printed["adopt"] is True
+
+
+def shifted(rows: list[dict], label: str, alpha_pp: dict[str, float] | float) -> list[dict]:
+    """``rows`` relabelled, each month's return moved by ``alpha_pp`` (one figure, or per segment)."""
+    def move(segment: str) -> float:
+        return alpha_pp if isinstance(alpha_pp, (int, float)) else alpha_pp.get(segment, 0.0)
+    return [{**r, "label": label,
+             "heldout_agent_total_return_pct": r["heldout_agent_total_return_pct"] + move(r["segment"])}
+            for r in rows]
+
+
+def two_pairs(first: dict[str, float] | float, second: dict[str, float] | float) -> pd.DataFrame:
+    """Baselines ``base``, ``base2`` (the same months) and arms ``arm``, ``arm2`` moved from them."""
+    return pd.DataFrame(baseline_rows() + shifted(baseline_rows(), "base2", 0.0)
+                        + shifted(baseline_rows(), "arm", first) + shifted(baseline_rows(), "arm2", second))
+
+
+def test_the_sizing_rule_wants_the_mean_alpha_ahead_on_every_pair_and_by_the_spread_on_average() -> None:
+    decision = compare_pairs(two_pairs(6.0, 4.0), [("arm", "base"), ("arm2", "base2")])
+    assert decision.adopt
+    assert [d.arm.mean_alpha_pp for d in decision.pairs] == [6.0, 4.0]
+    assert decision.reasons[0] == "mean held-out alpha ahead by 5.0 pp on average (at least 4.5)"
+
+    # An average gain of 5.5 pp, all of it on one pair: the other is not ahead.
+    lopsided = compare_pairs(two_pairs(12.0, -1.0), [("arm", "base"), ("arm2", "base2")])
+    assert not lopsided.adopt
+    assert lopsided.reasons == ("pair 2: mean held-out alpha pp not ahead: -1.0 against 0.0",)
+
+    small = compare_pairs(two_pairs(4.0, 4.0), [("arm", "base"), ("arm2", "base2")])
+    assert not small.adopt
+    assert small.reasons == ("too little gain: mean held-out alpha ahead by 4.0 pp on average (at least 4.5)",)
+
+
+def test_the_sizing_rule_caps_the_median_loss_the_count_loss_and_collapse() -> None:
+    # One falling month gains 45 pp and the two others lose 10: the mean gains 8.3 pp, the
+    # median loses 5.0 pp, past the 4.9 allowed.
+    one_month = {"2021-Q1": -10.0, "2021-Q2": -10.0, "2021-Q3": 45.0}
+    decision = compare_pairs(two_pairs(one_month, one_month), [("arm", "base"), ("arm2", "base2")])
+    assert not decision.adopt
+    assert decision.reasons == ("too much loss: median held-out alpha pp behind by 5.0 on average (at most 4.9)",)
+
+    rows = two_pairs(6.0, 6.0)
+    worse = (rows["label"] == "arm2") & (rows["segment"] != "2021-Q3")
+    rows.loc[worse, "heldout_agent_sharpe"] = 0.1  # two months fall under buy-and-hold's Sharpe
+    rows.loc[(rows["label"] == "arm") & (rows["segment"] == "2021-Q1"), "train_agent_quarters_collapsed"] = 1
+    decision = compare_pairs(rows, [("arm", "base"), ("arm2", "base2")])
+    assert not decision.adopt
+    assert decision.reasons == (
+        "pair 1: more collapsed held-out months or train quarters: 1 + 2 against 1 + 1",
+        "pair 2: held-out Sharpe >= buy-and-hold's under its floor: 0 against 2")
+
+
+def test_the_command_reads_seed_pairs_under_the_sizing_rule_only(tmp_path, capsys) -> None:
+    path = tmp_path / "nested.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in two_pairs(6.0, 4.0).to_dict("records")))
+    assert main(["--rule", "sizing", str(path), "arm", "base", "--pair", "arm2", "base2"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["adopt"] is True and len(printed["pairs"]) == 2
+    assert printed["pairs"][1]["arm"]["mean_alpha_pp"] == 4.0
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(path), "arm", "base", "--pair", "arm2", "base2"])
+    assert exit_info.value.code == 2
