@@ -3,7 +3,7 @@
 A change to the agent goes into the profiles only when its nested arm (``python -m
 cryptorl_core.experiment --nested``) passes the rule ``docs/EXPERIMENTS.md`` fixed before the
 arm ran. Held-out months are the nested runs' months that no choice saw; the test quarters are
-not in those rows at all. Two rules, computed from the rows the harness wrote:
+not in those rows at all. Three rules, computed from the rows the harness wrote:
 
 - ``level-or-ahead`` (the default): level with or ahead of the baseline on every held-out
   figure below and ahead on at least one, with no more collapsed train quarters.
