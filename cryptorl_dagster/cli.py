@@ -135,10 +135,16 @@ def run(partition: str | None, selection: str | None, run_config: dict[str, Any]
     print_summary(result)
     print_report(result)
     print(f"\n{'succeeded' if result.success else 'FAILED'} in {time.time() - started:.1f} s")
-    print("See the runs, metadata and plots in the UI: `make dev`, then open http://127.0.0.1:3000"
-          f" (Assets > backtest_report, partition {partition}: equity, position and drawdown charts;"
-          " wfo_summary: the stitched out-of-sample curve)")
+    print(ui_hint(partition))
     return 0 if result.success else 1
+
+
+def ui_hint(partition: str | None) -> str:
+    """Where the UI shows what a run made: the segment's charts, or only the summary's curve."""
+    where = (f"Assets > backtest_report, partition {partition}: equity, position and drawdown charts; "
+             if partition else "")
+    return ("See the runs, metadata and plots in the UI: `make dev`, then open http://127.0.0.1:3000"
+            f" ({where}wfo_summary: the stitched out-of-sample curve)")
 
 
 #: The per-segment assets of a backfill (everything but the cross-segment assets) and their checks.

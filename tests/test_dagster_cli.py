@@ -275,6 +275,7 @@ def test_cli_run_of_the_cross_segment_summary_alone_needs_no_partition(tmp_path:
     assert cli.main(["run", "--select", "wfo_summary"]) == 1
     out = capsys.readouterr().out
     assert "materializing the cross-segment assets" in out and "FAILED" in out
+    assert "partition None" not in out and "(wfo_summary: the stitched out-of-sample curve)" in out
     assert [status for _, status in runs_in(tmp_path / "storage")] == ["FAILURE"]  # recorded, not raised
     # Read from the assets' partitions, in Dagster's selection syntax, not from a list of names.
     assert not cli.selects_partitioned(["hmm_wfo_metrics", "wfo_summary"])
