@@ -12,7 +12,7 @@ not in those rows at all. Three rules, computed from the rows the harness wrote:
   For an arm aimed at the one issue 11 target the profile misses.
 - ``sizing``: for an arm run on several seed pairs (``--pair``), each against the baseline on its
   own seeds. The mean held-out alpha, where the size held in falling months shows, must be ahead
-  on every pair and by more than the baselines' spread on average; collapse no worse, and the
+  on every pair and by at least the baselines' spread on average; collapse no worse, and the
   count and median alpha slipping by no more than that spread (:data:`SIZING_SPREAD`).
 
 ::
