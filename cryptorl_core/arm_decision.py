@@ -173,6 +173,15 @@ class SeedSpread:
 SEED_SPREAD = SeedSpread()
 
 
+def more_collapse(arm: HeldOutFigures, baseline: HeldOutFigures) -> str | None:
+    """Why the arm collapses more than the baseline on either part (train quarters, held-out
+    months), or None when it does not."""
+    if arm.train_quarters_collapsed > baseline.train_quarters_collapsed or arm.n_collapsed > baseline.n_collapsed:
+        return (f"more collapsed train quarters or held-out months: {arm.train_quarters_collapsed} + "
+                f"{arm.n_collapsed} against {baseline.train_quarters_collapsed} + {baseline.n_collapsed}")
+    return None
+
+
 def decide_collapse_first(arm: HeldOutFigures, baseline: HeldOutFigures,
                           spread: SeedSpread = SEED_SPREAD) -> tuple[bool, tuple[str, ...]]:
     """The collapse-first rule: collapsed train quarters and held-out months each no more than
@@ -183,10 +192,7 @@ def decide_collapse_first(arm: HeldOutFigures, baseline: HeldOutFigures,
     """
     collapse, collapse_base = (arm.train_quarters_collapsed + arm.n_collapsed,
                                baseline.train_quarters_collapsed + baseline.n_collapsed)
-    failed = []
-    if arm.train_quarters_collapsed > baseline.train_quarters_collapsed or arm.n_collapsed > baseline.n_collapsed:
-        failed.append(f"more collapsed train quarters or held-out months: {arm.train_quarters_collapsed} + "
-                      f"{arm.n_collapsed} against {baseline.train_quarters_collapsed} + {baseline.n_collapsed}")
+    failed = [worse] if (worse := more_collapse(arm, baseline)) else []
     if 2 * collapse > collapse_base:
         failed.append(f"collapse not halved: {collapse} against {collapse_base}")
     guards = ((COUNT, arm.n_ge_hold, baseline.n_ge_hold - spread.count),
@@ -229,9 +235,8 @@ def decide_sizing(pairs: Sequence[tuple[HeldOutFigures, HeldOutFigures]],
     """
     failed = []
     for i, (arm, base) in enumerate(pairs, start=1):
-        if arm.n_collapsed > base.n_collapsed or arm.train_quarters_collapsed > base.train_quarters_collapsed:
-            failed.append(f"pair {i}: more collapsed held-out months or train quarters: {arm.n_collapsed} + "
-                          f"{arm.train_quarters_collapsed} against {base.n_collapsed} + {base.train_quarters_collapsed}")
+        if worse := more_collapse(arm, base):
+            failed.append(f"pair {i}: {worse}")
         if arm.n_ge_hold < base.n_ge_hold - spread.count:
             failed.append(f"pair {i}: {COUNT} under its floor: {arm.n_ge_hold} against {base.n_ge_hold}")
         if arm.mean_alpha_pp <= base.mean_alpha_pp:

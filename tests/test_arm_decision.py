@@ -187,7 +187,7 @@ def test_the_sizing_rule_caps_the_median_loss_the_count_loss_and_collapse() -> N
     decision = compare_pairs(rows, [("arm", "base"), ("arm2", "base2")])
     assert not decision.adopt
     assert decision.reasons == (
-        "pair 1: more collapsed held-out months or train quarters: 1 + 2 against 1 + 1",
+        "pair 1: more collapsed train quarters or held-out months: 2 + 1 against 1 + 1",
         "pair 2: held-out Sharpe >= buy-and-hold's under its floor: 0 against 2")
 
 
