@@ -362,7 +362,8 @@ def test_overfit_monitor_warns_once_when_eval_falls_behind(envs, cache_market, c
         warnings.simplefilter("error")
         assert cb.on_step()  # gap 0.02: fine
     cb.parent.last_train_result = _stats(0.0, perf=0.2)
-    with pytest.warns(RuntimeWarning, match="overfitting"):
+    with pytest.warns(RuntimeWarning, match="eval window's reward per step 0.0100 is 0.1900 below "
+                                            "the train window's 0.2000"):
         cb.on_step()
     assert cb.warned and cb.gaps[-1][1] == pytest.approx(0.19) and "overfitting" in caplog.text
     with warnings.catch_warnings():

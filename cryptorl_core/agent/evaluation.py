@@ -407,7 +407,7 @@ class OverfitMonitorCallback(StatefulCallback):
         if self.exceeded(gap, train) and self.warned_at < 0:
             self.warned_at = self.num_timesteps
             message = (f"overfitting: at {self.num_timesteps} steps the eval window's reward per step "
-                       f"is {gap:.4f} below the train window's {train:.4f} "
+                       f"{eval_value:.4f} is {gap:.4f} below the train window's {train:.4f} "
                        f"(margin {self.margin}, relative gap {self.rel_gap})")
             logger.warning(message)
             warnings.warn(message, RuntimeWarning, stacklevel=2)
