@@ -34,6 +34,7 @@ from cryptorl_core.backtest.summary import (
     stitch_navs,
     summarize,
     summarize_folders,
+    summary_fingerprints,
 )
 from cryptorl_core.schema import HOURS_PER_YEAR
 
@@ -230,6 +231,12 @@ def test_fingerprints_tell_windows_from_results(report_dirs: dict[str, Path]) ->
     assert fewer_windows["windows_fingerprint"] != base["windows_fingerprint"]
     # The same reports summarized again are the same result.
     assert summarize(results, include_collapsed=True).stats["results_fingerprint"] == base["results_fingerprint"]
+    # The fingerprints alone, read before summarizing (the DSR's trials need them first).
+    for subset in (results, results[1:]):
+        for include in (True, False):
+            stats = summarize(subset, include_collapsed=include).stats
+            assert summary_fingerprints(subset, include) == {
+                k: stats[k] for k in ("windows_fingerprint", "results_fingerprint")}
 
 
 def test_distinct_trials_counts_each_earlier_result_once() -> None:

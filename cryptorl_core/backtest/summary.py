@@ -384,7 +384,7 @@ def summarize(
     missing = list(missing)
     table = segment_table(results, include_collapsed)
     included = [r for r in results if bool(table.loc[r.key, "included"])]
-    used = table[table["included"].astype(bool)]
+    used = _included_rows(table)
     stitched, curves = stitched_curves(included)
     agent_ret = curves[AGENT]["ret"].dropna().to_numpy()
     stitched_stats = _stitched_stats(curves, cfg)
@@ -411,8 +411,7 @@ def summarize(
         "trial_sharpes": trials[1:],
         "sr_variance": sr_var,
         "n_returns": len(agent_ret),
-        "windows_fingerprint": windows_fingerprint(used),
-        "results_fingerprint": results_fingerprint(used),
+        **_fingerprints(used),
     }
     return WalkForwardSummary(table=table, stitched=stitched, stats=stats, missing=missing, config=cfg)
 
@@ -441,6 +440,25 @@ def results_fingerprint(table: pd.DataFrame) -> str:
     :param table: the segments in the aggregates (:func:`segment_table`'s included rows).
     """
     return _fingerprint(table, "return_pct")
+
+
+def _included_rows(table: pd.DataFrame) -> pd.DataFrame:
+    return table[table["included"].astype(bool)]
+
+
+def _fingerprints(used: pd.DataFrame) -> dict[str, str]:
+    return {"windows_fingerprint": windows_fingerprint(used), "results_fingerprint": results_fingerprint(used)}
+
+
+def summary_fingerprints(results: list[SegmentResult], include_collapsed: bool = False) -> dict[str, str]:
+    """The ``windows_fingerprint`` and ``results_fingerprint`` that :func:`summarize` records
+    for these results, without summarizing them: :func:`distinct_trials` needs them before the
+    summary whose DSR its trials deflate.
+
+    :param results: loaded segment results.
+    :param include_collapsed: as for :func:`summarize`.
+    """
+    return _fingerprints(_included_rows(segment_table(results, include_collapsed)))
 
 
 def distinct_trials(history: Iterable[Mapping[str, Any]], windows: str, results: str) -> list[float]:

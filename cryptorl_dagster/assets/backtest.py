@@ -37,7 +37,12 @@ from cryptorl_core.backtest.report import (
     build_report,
     jsonable,
 )
-from cryptorl_core.backtest.summary import distinct_trials, load_segment_results, summarize
+from cryptorl_core.backtest.summary import (
+    distinct_trials,
+    load_segment_results,
+    summarize,
+    summary_fingerprints,
+)
 from cryptorl_core.device import resolve_device
 from cryptorl_core.encoder import EncoderArtifact
 from cryptorl_core.env import EnvConfig
@@ -256,13 +261,12 @@ def wfo_summary(
     results, missing = load_segment_results(keys, lambda k: artifacts.path(REPORT_ASSET, k))
     if not results:
         raise dg.Failure(f"no backtest_report is materialized yet (expected one of {len(keys)} segments)")
-    summary = summarize(results, missing, config=bt_config, include_collapsed=config.include_collapsed)
     trials = config.trial_sharpes
     if trials is None:
-        trials = distinct_trials(recorded_trials(context.instance), summary.stats["windows_fingerprint"],
-                                 summary.stats["results_fingerprint"])
-    if trials:
-        summary = summarize(results, missing, trials, bt_config, config.include_collapsed)
+        fingerprints = summary_fingerprints(results, config.include_collapsed)
+        trials = distinct_trials(recorded_trials(context.instance), fingerprints["windows_fingerprint"],
+                                 fingerprints["results_fingerprint"])
+    summary = summarize(results, missing, trials, bt_config, config.include_collapsed)
     png = summary.plot()
     with artifacts.publish(SUMMARY_ASSET) as staging:
         summary.save(staging, png)
