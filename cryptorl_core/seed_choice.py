@@ -18,61 +18,64 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cryptorl_core.experiment import HELD_OUT_PREFIX as HELD
+import numpy as np
+import pandas as pd
+
+from cryptorl_core.arm_decision import label_rows, read_rows
 
 #: Eval-month figures a choice ranks by (higher is better), once a seed is live on the eval month.
 RANKS = {"eval_return": "agent_total_return_pct", "eval_sharpe": "agent_sharpe"}
 
 
-def latest_rows(records: Sequence[dict[str, Any]], label: str) -> dict[str, dict[str, Any]]:
-    """The nested rows of one label by segment, the last one written winning.
-
-    :raises ValueError: the label has no nested row.
-    """
-    rows = {r["segment"]: r for r in records
-            if r.get("label") == label and "segment" in r and f"{HELD}agent_sharpe" in r}
-    if not rows:
-        raise ValueError(f"no nested rows labelled {label!r}")
-    return rows
-
-
-def choose_seeds(records: Sequence[dict[str, Any]], labels: Sequence[str], by: str,
-                 label: str) -> list[dict[str, Any]]:
+def choose_seeds(rows: pd.DataFrame, labels: Sequence[str], by: str, label: str) -> list[dict[str, Any]]:
     """Per segment that every label has, the row of the candidate live on the eval month
     (``agent_collapsed`` false) with the highest ``RANKS[by]``; a tie keeps the earlier label.
 
-    :param records: the harness's rows (one candidate label per seed).
+    :param rows: the harness's rows (:func:`~cryptorl_core.arm_decision.read_rows`), one
+        candidate label per seed; a label's last row of a segment is its row
+        (:func:`~cryptorl_core.arm_decision.label_rows`).
     :param labels: the candidates' labels, one per seed.
     :param by: a key of :data:`RANKS`.
     :param label: the label the chosen rows are written under.
-    :return: the chosen rows, relabelled, each naming its source in ``chosen_from``.
-    :raises ValueError: fewer than two labels, an unknown rank, or no segment shared.
+    :return: the chosen rows as JSON objects (:func:`json_row`), relabelled, each naming its
+        source in ``chosen_from``.
+    :raises ValueError: fewer than two labels, an unknown rank, a label without nested rows,
+        or no segment shared.
     """
     if len(labels) < 2:
         raise ValueError(f"a choice needs at least two candidate labels, got {list(labels)}")
     if by not in RANKS:
         raise ValueError(f"by must be one of {sorted(RANKS)}, got {by!r}")
-    candidates = [latest_rows(records, name) for name in labels]
-    shared = sorted(set.intersection(*(set(c) for c in candidates)))
+    candidates = [label_rows(rows, name) for name in labels]
+    shared = sorted(set.intersection(*(set(c.index) for c in candidates)))
     if not shared:
         raise ValueError(f"the labels {list(labels)} share no segment")
 
     def key(i: int, segment: str) -> tuple[bool, float, int]:
-        row = candidates[i][segment]
+        row = candidates[i].loc[segment]
         return not bool(row["agent_collapsed"]), float(row[RANKS[by]]), -i
 
     chosen = []
     for segment in shared:
         best = max(range(len(labels)), key=lambda i: key(i, segment))
-        chosen.append({**candidates[best][segment], "label": label, "chosen_from": labels[best],
-                       "chosen_by": by})
+        chosen.append({**json_row(candidates[best].loc[segment]), "segment": segment, "label": label,
+                       "chosen_from": labels[best], "chosen_by": by})
     return chosen
+
+
+def json_row(row: pd.Series) -> dict[str, Any]:
+    """A frame's row as the JSON object it was read from: numpy scalars as Python ones, and the
+    keys a pooled frame gave it from other rows (missing, NaN) left out."""
+    plain = {key: value.item() if isinstance(value, np.generic) else value for key, value in row.items()}
+    return {key: value for key, value in plain.items()
+            if value is not None and not (isinstance(value, float) and math.isnan(value))}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -83,9 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--label", required=True, help="the label of the chosen rows")
     parser.add_argument("--out", type=Path, default=None, help="append the chosen rows here (default: ROWS)")
     args = parser.parse_args(argv)
-    with open(args.rows) as fh:
-        records = [json.loads(line) for line in fh if line.strip()]
-    chosen = choose_seeds(records, args.candidates, args.by, args.label)
+    chosen = choose_seeds(read_rows(args.rows), args.candidates, args.by, args.label)
     with open(args.out or args.rows, "a") as fh:
         fh.writelines(json.dumps(row) + "\n" for row in chosen)
     counts = Counter(row["chosen_from"] for row in chosen)
