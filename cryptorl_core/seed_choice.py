@@ -8,7 +8,7 @@ that seed's eval-month, train and held-out figures. This module keeps, per segme
 that another rule on the eval-month figures prefers, and writes that seed's row under a new
 label, to be judged by :mod:`cryptorl_core.arm_decision` like a trained arm::
 
-    python -m cryptorl_core.seed_choice storage/experiments/nested.jsonl seed4_s45 seed5_s45 \\
+    python -m cryptorl_core.seed_choice storage/experiments/nested.jsonl seed4_kept_s45 seed5_kept_s45 \\
         --by eval_return --label choose_return_s45
 
 No held-out figure takes part in the choice: the rows' ``heldout_`` keys are copied, never read.
@@ -71,8 +71,9 @@ def choose_seeds(rows: pd.DataFrame, labels: Sequence[str], by: str, label: str)
 
 
 def json_row(row: pd.Series) -> dict[str, Any]:
-    """A frame's row as the JSON object it was read from: numpy scalars as Python ones, and the
-    keys a pooled frame gave it from other rows (missing, NaN) left out."""
+    """A frame's row as a JSON object: numpy scalars as Python ones, and every missing value left
+    out, whether the row's own (a NaN figure) or one a pooled frame gave it from other rows' keys
+    (a reader of the rows sees either as missing)."""
     plain = {key: value.item() if isinstance(value, np.generic) else value for key, value in row.items()}
     return {key: value for key, value in plain.items()
             if value is not None and not (isinstance(value, float) and math.isnan(value))}
