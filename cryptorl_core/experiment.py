@@ -188,25 +188,41 @@ def quarters_collapsed(positions: pd.Series, rule: CollapseRule) -> tuple[int, i
     return sum(rule.verdict(collapse_stats(p[i * w:(i + 1) * w]))[0] for i in range(n)), n
 
 
-def strategy_scores(run: BacktestRun, rule: CollapseRule) -> dict[str, float]:
+def strategy_scores(run: BacktestRun, rule: CollapseRule, true_regime: pd.Series | None = None) -> dict[str, float]:
     """:func:`eval_scores` of a run, plus its modal position share, its collapse verdict over
     the whole run, and its collapsed quarters (:func:`quarters_collapsed`), all on its held
-    positions, or on its own targets under a sizing overlay (the backtest verdict's reading)."""
+    positions, or on its own targets under a sizing overlay (the backtest verdict's reading).
+    With the synthetic market's ``true_regime`` column, also :func:`regime_log_growth`."""
     own = run.own_targets
     decisions = run.positions if own is None else pd.Series(own)
     stats = collapse_stats(decisions)
-    return {**eval_scores(run.metrics()), "modal_share": stats.modal_share,
-            "collapsed": float(rule.verdict(stats)[0]), "quarters_collapsed": quarters_collapsed(decisions, rule)[0]}
+    scores = {**eval_scores(run.metrics()), "modal_share": stats.modal_share,
+              "collapsed": float(rule.verdict(stats)[0]), "quarters_collapsed": quarters_collapsed(decisions, rule)[0]}
+    return scores if true_regime is None else {**scores, **regime_log_growth(run, true_regime)}
+
+
+def regime_log_growth(run: BacktestRun, true_regime: pd.Series) -> dict[str, float]:
+    """Per true regime (:data:`~cryptorl_core.schema.REGIME_NAMES`), the run's log NAV growth
+    over that regime's bars in percentage points, ``100 · Σ log(nav_t / nav_{t-1})``, keyed
+    ``<regime>_log_growth`` (0 for a regime absent from the run). The terms add up to the run's
+    whole log growth, so two strategies' differences say in which regime one gains on the other.
+
+    :param run: a backtest run; bar t's NAV change is earned by the position held over bar t.
+    :param true_regime: the synthetic market's regime code per bar, indexed like the run's steps.
+    """
+    growth = 100.0 * np.log(run.nav).diff().dropna()
+    regime = true_regime.reindex(growth.index).to_numpy()
+    return {f"{name}_log_growth": float(growth[regime == code].sum()) for code, name in enumerate(REGIME_NAMES)}
 
 
 def baseline_scores(prepared: PreparedSegment, config: AgentConfig, split: str) -> dict[str, dict[str, float]]:
     """Regime rule and buy-and-hold over one split, with the agent's env and costs."""
-    env = config.env
+    env, regime = config.env, prepared.frame.get(TRUE_REGIME_COL)
     rule = run_targets(regime_rule_positions(prepared.context), prepared.frame, split, name="regime_rule", env_config=env)
     hold = run_targets(buy_and_hold(prepared.frame[PRICE_CLOSE_COL]), prepared.frame, split, name="buy_and_hold",
                        env_config=env)
-    return {"regime_rule": strategy_scores(rule, config.collapse),
-            "buy_and_hold": strategy_scores(hold, config.collapse)}
+    return {"regime_rule": strategy_scores(rule, config.collapse, regime),
+            "buy_and_hold": strategy_scores(hold, config.collapse, regime)}
 
 
 def run_dir(cache: Path, label: str, key: str, seed: int) -> Path:
@@ -218,12 +234,14 @@ def run_dir(cache: Path, label: str, key: str, seed: int) -> Path:
 def policy_scores(policy: PredictsActions, prepared: PreparedSegment, config: AgentConfig) -> dict[str, Any]:
     """One policy's scores and the baselines' on the eval window (no prefix), the train window
     (``train_`` prefix) and a nested segment's held-out month (``heldout_``):
-    :func:`strategy_scores` per strategy, and the agent's mean position."""
+    :func:`strategy_scores` per strategy (with its log growth per true regime on synthetic data),
+    and the agent's mean position."""
     row: dict[str, Any] = {}
     for split, prefix in prepared.scored_splits:
         agent = run_backtest(policy, prepared.frame, split, env_config=config.env, w_cost=config.eval_w_cost)
         # Saturation shows as one position held most of the window (the backtest's collapse rule).
-        scores = {"agent": strategy_scores(agent, config.collapse), **baseline_scores(prepared, config, split)}
+        scores = {"agent": strategy_scores(agent, config.collapse, prepared.frame.get(TRUE_REGIME_COL)),
+                  **baseline_scores(prepared, config, split)}
         for name, values in scores.items():
             row.update({f"{prefix}{name}_{k}": v for k, v in values.items()})
         # Under-sizing shows as a small mean |position| beside a Sharpe close to the rule's.
