@@ -239,14 +239,17 @@ def test_scores_show_where_the_policy_holds_a_position_by_true_regime_on_every_w
         present = [m for m in means if not np.isnan(m)]  # a short window may miss a regime
         assert present and present == pytest.approx([0.5] * len(present))
         assert all(f"{prefix}regime_rule_{name}_mean" in row for name in REGIME_NAMES)
+    held = run_backtest(_Constant(0.5), prepared.frame, "test", env_config=config.env).steps["action"].dropna().index
+    in_bull = prepared.frame.loc[held, TRUE_REGIME_COL] == 0
+    rule = pd.Series(regime_rule_positions(prepared.context), index=prepared.frame.index)[held]
+    assert row["heldout_regime_rule_bull_mean"] == pytest.approx(rule[in_bull].mean())
 
 
 def test_log_growth_by_true_regime_adds_up_to_each_runs_log_growth():
     config = AgentConfig.quick().replace(env=EnvConfig(action_gain=1.0))
     prepared = _scored_prepared(held_out=True)
     assert not any(k.endswith("_log_growth") for k in policy_scores(_Constant(0.5), prepared, config))
-    regime = np.arange(len(prepared.frame)) // 200 % 4
-    prepared.frame[TRUE_REGIME_COL] = regime
+    prepared.frame[TRUE_REGIME_COL] = np.arange(len(prepared.frame)) // 200 % 4  # synthetic data's column
     row = policy_scores(_Constant(0.5), prepared, config)
     for prefix in ("train_", "", "heldout_"):  # train, eval and held-out windows
         for name in ("agent", "regime_rule", "buy_and_hold"):
@@ -264,10 +267,6 @@ def test_log_growth_by_true_regime_adds_up_to_each_runs_log_growth():
         [f"{r}_log_growth" for r in REGIME_NAMES], 0.0)  # no position, nothing earned in any regime
     absent = prepared.frame[TRUE_REGIME_COL].where(prepared.frame[TRUE_REGIME_COL] != 3, 0)
     assert regime_log_growth(run, absent)["crash_log_growth"] == 0.0  # a regime absent from the run
-    held = run_backtest(_Constant(0.5), prepared.frame, "test", env_config=config.env).steps["action"].dropna().index
-    in_bull = prepared.frame.loc[held, TRUE_REGIME_COL] == 0
-    rule = pd.Series(regime_rule_positions(prepared.context), index=prepared.frame.index)[held]
-    assert row["heldout_regime_rule_bull_mean"] == pytest.approx(rule[in_bull].mean())
 
 
 def test_summary_of_nested_rows_reads_the_held_out_month():
