@@ -84,6 +84,7 @@ from cryptorl_core.segments import (
     segment_slice,
     walk_forward_segments,
 )
+from cryptorl_core.vol_target import log_returns
 
 logger = logging.getLogger(__name__)
 
@@ -210,8 +211,8 @@ def regime_log_growth(run: BacktestRun, true_regime: pd.Series) -> dict[str, flo
     :param run: a backtest run; bar t's NAV change is earned by the position held over bar t.
     :param true_regime: the synthetic market's regime code per bar, indexed like the run's steps.
     """
-    growth = 100.0 * np.log(run.nav).diff().dropna()
-    regime = true_regime.reindex(growth.index).to_numpy()
+    growth = 100.0 * log_returns(run.nav)[1:]  # bar 0 has no previous NAV
+    regime = true_regime.reindex(run.nav.index[1:]).to_numpy()
     return {f"{name}_log_growth": float(growth[regime == code].sum()) for code, name in enumerate(REGIME_NAMES)}
 
 
